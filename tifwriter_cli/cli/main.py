@@ -1,0 +1,104 @@
+"""The ``tifwriter`` group: lazy subcommand loading and error-to-exit mapping."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import EXIT_FAILURE, TifwriterError
+
+# Subcommand name -> module in this package defining ``command``. Loaded
+# only when invoked, so ``tifwriter --help`` never imports numpy or h5py.
+SUBCOMMANDS = {
+    'init': ('cmd_init', 'Create a staging file describing the canvas.'),
+    'write-patch': ('cmd_write_patch', 'Stage one .npy patch at x, y.'),
+    'ingest-npy-dir': ('cmd_ingest', 'Stage every .npy/.npz of a directory (idempotent).'),
+    'finalize': ('cmd_finalize', 'Write the pyramidal TIFF from a staging file.'),
+    'info': ('cmd_info', 'Report on a staging file or a TIFF; check reader compatibility.'),
+    'preview': ('cmd_preview', 'Render a PNG thumbnail of a staging file or TIFF.'),
+    'demo': ('cmd_demo', 'Run the whole pipeline on a synthetic slide.'),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(SUBCOMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        entry = SUBCOMMANDS.get(name)
+        if entry is None:
+            return None
+        module = importlib.import_module(f'{__package__}.{entry[0]}')
+        return module.command
+
+    def invoke(self, ctx: click.Context):
+        # The one place where expected failures become one line + exit code.
+        try:
+            return super().invoke(ctx)
+        except TifwriterError as exc:
+            click.echo(f'tifwriter: error: {exc}', err=True)
+            ctx.exit(exc.exit_code)
+        except OSError as exc:
+            # Disk full, permission denied, ...: the environment, not a bug.
+            name = f' {exc.filename}:' if getattr(exc, 'filename', None) else ''
+            click.echo(f'tifwriter: error:{name} {exc.strerror or exc}', err=True)
+            ctx.exit(EXIT_FAILURE)
+        except KeyboardInterrupt:
+            click.echo('tifwriter: interrupted', err=True)
+            ctx.exit(130)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table above: listing must not import the modules.
+        rows = [(name, SUBCOMMANDS[name][1]) for name in SUBCOMMANDS]
+        with formatter.section('Commands'):
+            formatter.write_dl(rows)
+
+
+class _OneLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f'tifwriter: {record.levelname.lower()}: {record.getMessage()}'
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    root = logging.getLogger('tifwriter_cli')
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@click.group(cls=LazyGroup, context_settings={'help_option_names': ['-h', '--help']})
+@click.version_option(__version__, '--version', prog_name='tifwriter')
+@click.option('-v', '--verbose', count=True, help='More log output (-vv for debug).')
+@click.option('-q', '--quiet', is_flag=True, help='Only errors; no progress bars.')
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Turn ML prediction arrays into pyramidal whole-slide-image TIFFs.
+
+    \b
+    Typical run:
+      tifwriter init mask.h5 --width 98304 --height 71680 --spacing 0.25 --kind labels
+      tifwriter ingest-npy-dir mask.h5 predictions/ --pattern 'tile_{x}_{y}.npy'
+      tifwriter finalize mask.h5 mask.tif
+      tifwriter info mask.tif
+
+    Every option may also be given as an environment variable
+    TIFWRITER_<COMMAND>_<OPTION>, e.g. TIFWRITER_FINALIZE_WORKERS=8.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj['quiet'] = quiet
+    ctx.obj['verbosity'] = -1 if quiet else verbose
+    _configure_logging(ctx.obj['verbosity'])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    cli.main(args=argv, prog_name='tifwriter', auto_envvar_prefix='TIFWRITER')

@@ -1,0 +1,94 @@
+"""What ``info`` says about a path: a staging file or a TIFF.
+
+The library returns dicts; the text rendering lives here too so the API can
+offer the same report the CLI prints.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import EXIT_FAILURE, NotAStagingFileError
+
+__all__ = ['describe_path', 'describe_staging', 'format_staging_report', 'sniff']
+
+HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
+TIFF_SIGNATURES = (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+')
+
+
+def sniff(path: str | os.PathLike) -> str:
+    """'staging', 'tiff' or 'other', from the file's first bytes."""
+    with open(path, 'rb') as fh:
+        head = fh.read(8)
+    if head == HDF5_SIGNATURE:
+        return 'staging'
+    if head[:4] in TIFF_SIGNATURES:
+        return 'tiff'
+    return 'other'
+
+
+def describe_path(path: str | os.PathLike) -> tuple[str, dict[str, Any], str, int]:
+    """(kind, report, text, exit code) for a staging file or a TIFF."""
+    if os.path.isdir(path):
+        raise NotAStagingFileError(f'{path} is a directory, not a staging file or TIFF')
+    kind = sniff(path)
+    if kind == 'tiff':
+        from .tiff.inspect import format_tiff_report, inspect_tiff
+
+        report = inspect_tiff(path)
+        return kind, report, format_tiff_report(report), 0 if report['ok'] else EXIT_FAILURE
+    if kind == 'other':
+        raise NotAStagingFileError(f'{path} is neither a tifwriter staging file nor a TIFF')
+    report = describe_staging(path)
+    return kind, report, format_staging_report(report), 0
+
+
+def describe_staging(path: str | os.PathLike) -> dict[str, Any]:
+    from .staging import read_staging
+
+    with read_staging(path) as snapshot:
+        return snapshot.summary()
+
+
+def format_staging_report(r: dict[str, Any]) -> str:
+    c = r['canvas']
+    spacing = (
+        f"{c['spacing_x_um']:g} x {c['spacing_y_um']:g} um/px"
+        if c['spacing_x_um']
+        else 'not set (the TIFF will carry no pixel size)'
+    )
+    bbox = r['bbox']
+    lines = [
+        f"staging file  {r['path']}  (format v{r['format_version']}, created {r['created']})",
+        f"canvas        {c['width']} x {c['height']} px, {c['channels']} channel(s), {c['dtype']}, "
+        f"kind {c['kind']}",
+        f"spacing       {spacing}",
+        f"tile size     {c['tile_size']}    fill {c['fill']:g}    merge {c['merge']}",
+        f"fragments     {r['fragments']['count']} published, {_size(r['fragments']['bytes'])}"
+        + (
+            f", {r['fragments']['unpublished_temp_files']} unpublished temp file(s) "
+            '(writers running, or killed)'
+            if r['fragments']['unpublished_temp_files']
+            else ''
+        ),
+        f"patches       {r['patches']} ({r['uniform_patches']} uniform), "
+        f"{r['source_files']} source file(s) recorded",
+        f"written       {r['written_percent']:.2f} % of the canvas ({r['written_pixels']} px)",
+        'bbox          '
+        + (
+            f"x {bbox['x']}..{bbox['x_end']}, y {bbox['y']}..{bbox['y_end']}"
+            if bbox
+            else 'nothing written yet'
+        ),
+        f"last write    {r['last_write'] or '-'}",
+    ]
+    return '\n'.join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ('B', 'KB', 'MB', 'GB', 'TB'):
+        if n < 1000 or unit == 'TB':
+            return f'{n:.0f} {unit}' if unit == 'B' else f'{n:.1f} {unit}'
+        n /= 1000
+    return f'{n} B'

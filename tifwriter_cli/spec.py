@@ -1,0 +1,182 @@
+"""The canvas description: size, pixel type, spacing, merge rule, data kind.
+
+A :class:`CanvasSpec` is immutable and validated on construction, so every
+other module may trust it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy
+
+from .errors import InvalidOptionError
+
+__all__ = [
+    'CanvasSpec',
+    'DTYPES',
+    'MERGE_RULES',
+    'DATA_KINDS',
+    'MAX_SIDE',
+]
+
+#: Pixel types a canvas may hold (what ASAP and tifffile both read).
+DTYPES = ('uint8', 'uint16', 'uint32', 'float32')
+#: How overlapping writes combine. ``overwrite``: the last published wins.
+MERGE_RULES = ('overwrite', 'mean', 'max', 'min')
+#: What the data is; finalize picks resampling and compression from it.
+DATA_KINDS = ('labels', 'probability', 'image')
+#: TIFF and sane memory bounds; 2**31 px a side is far beyond any slide.
+MAX_SIDE = 2**31 - 1
+MAX_CHANNELS = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class CanvasSpec:
+    """What the staged canvas is. All sizes in canvas pixels.
+
+    ``spacing_x``/``spacing_y`` are micrometres per pixel, or None when
+    unknown (the TIFF then carries no physical size).
+    """
+
+    width: int
+    height: int
+    channels: int = 1
+    dtype: str = 'uint8'
+    spacing_x: float | None = None
+    spacing_y: float | None = None
+    tile_size: int = 512
+    fill: float = 0
+    merge: str = 'overwrite'
+    kind: str = 'labels'
+    #: Slide level-0 pixels per canvas pixel (> 1 for lower-resolution
+    #: heatmaps made with ``init --like SLIDE --downsample D``).
+    slide_downsample: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ('width', 'height', 'channels', 'tile_size'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(
+                value, (int, numpy.integer)
+            ):
+                raise InvalidOptionError(f'{name} must be an integer, got {value!r}')
+            object.__setattr__(self, name, int(value))
+        if not 1 <= self.width <= MAX_SIDE:
+            raise InvalidOptionError(f'width must be 1 to {MAX_SIDE}, got {self.width}')
+        if not 1 <= self.height <= MAX_SIDE:
+            raise InvalidOptionError(f'height must be 1 to {MAX_SIDE}, got {self.height}')
+        if not 1 <= self.channels <= MAX_CHANNELS:
+            raise InvalidOptionError(
+                f'channels must be 1 to {MAX_CHANNELS}, got {self.channels}'
+            )
+        dtype = str(numpy.dtype(self.dtype)) if _is_dtype(self.dtype) else self.dtype
+        if dtype not in DTYPES:
+            raise InvalidOptionError(
+                f'dtype must be one of {", ".join(DTYPES)}, got {self.dtype!r}'
+            )
+        object.__setattr__(self, 'dtype', dtype)
+        if self.tile_size < 16 or self.tile_size % 16 or self.tile_size > 4096:
+            raise InvalidOptionError(
+                'tile size must be a multiple of 16 from 16 to 4096 '
+                f'(TIFF readers refuse others), got {self.tile_size}'
+            )
+        if self.spacing_y is not None and self.spacing_x is None:
+            raise InvalidOptionError('spacing-y needs spacing (x) as well')
+        if self.spacing_x is not None and self.spacing_y is None:
+            object.__setattr__(self, 'spacing_y', self.spacing_x)
+        for name in ('spacing_x', 'spacing_y'):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = float(value)
+            if not math.isfinite(value) or value <= 0:
+                raise InvalidOptionError(
+                    f'spacing must be a positive number of micrometres per pixel, got {value}'
+                )
+            object.__setattr__(self, name, value)
+        if self.merge not in MERGE_RULES:
+            raise InvalidOptionError(
+                f'merge rule must be one of {", ".join(MERGE_RULES)}, got {self.merge!r}'
+            )
+        if self.kind not in DATA_KINDS:
+            raise InvalidOptionError(
+                f'kind must be one of {", ".join(DATA_KINDS)}, got {self.kind!r}'
+            )
+        object.__setattr__(self, 'fill', _checked_fill(self.fill, self.dtype))
+        downsample = float(self.slide_downsample)
+        if not math.isfinite(downsample) or downsample <= 0:
+            raise InvalidOptionError(f'downsample must be a positive number, got {downsample}')
+        object.__setattr__(self, 'slide_downsample', downsample)
+
+    @property
+    def numpy_dtype(self) -> numpy.dtype:
+        return numpy.dtype(self.dtype)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Canvas shape as (height, width, channels)."""
+        return (self.height, self.width, self.channels)
+
+    @property
+    def nbytes(self) -> int:
+        return self.height * self.width * self.channels * self.numpy_dtype.itemsize
+
+    def to_attrs(self) -> dict[str, Any]:
+        """Plain values for HDF5 attributes / JSON (None spacing as 0)."""
+        attrs = dataclasses.asdict(self)
+        attrs['spacing_x'] = attrs['spacing_x'] or 0.0
+        attrs['spacing_y'] = attrs['spacing_y'] or 0.0
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, attrs: Any) -> 'CanvasSpec':
+        """Inverse of :meth:`to_attrs`; tolerant of numpy scalar types."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key in fields:
+            if key not in attrs:
+                continue
+            value = attrs[key]
+            if isinstance(value, bytes):
+                value = value.decode()
+            elif isinstance(value, numpy.generic):
+                value = value.item()
+            values[key] = value
+        for key in ('spacing_x', 'spacing_y'):
+            if not values.get(key):
+                values[key] = None
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> 'CanvasSpec':
+        return dataclasses.replace(self, **changes)
+
+
+def _is_dtype(value: Any) -> bool:
+    try:
+        numpy.dtype(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _checked_fill(fill: Any, dtype: str) -> float | int:
+    """The fill value as a Python number exactly representable in dtype."""
+    try:
+        value = float(fill)
+    except (TypeError, ValueError):
+        raise InvalidOptionError(f'fill must be a number, got {fill!r}') from None
+    npdtype = numpy.dtype(dtype)
+    if npdtype.kind == 'f':
+        if math.isnan(value):
+            return value
+        if not math.isfinite(value) or numpy.float32(value) != value:
+            raise InvalidOptionError(f'fill {fill!r} is not exactly representable as {dtype}')
+        return value
+    info = numpy.iinfo(npdtype)
+    if not value.is_integer() or not info.min <= value <= info.max:
+        raise InvalidOptionError(
+            f'fill must be an integer from {info.min} to {info.max} for {dtype}, got {fill!r}'
+        )
+    return int(value)

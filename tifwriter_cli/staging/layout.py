@@ -1,0 +1,133 @@
+"""Where a staging unit lives on disk, and how fragments are published.
+
+A staging unit is two things treated as one by every command:
+
+* ``NAME.h5``: the canvas description, written once by ``init`` (atomically)
+  and never modified afterwards;
+* ``NAME.h5.fragments/``: one HDF5 file per published writer fragment,
+  named ``<sequence>.h5``. A fragment is written under a temporary name
+  (``.tmp-*.h5``) by exactly one process and published by an atomic hard
+  link to the next free sequence number. Nobody ever modifies a published
+  fragment, so a writer killed at any instant can only lose its own
+  unpublished temp file.
+
+Why hard links: ``link()`` fails with EEXIST when the name is taken, on local
+filesystems and on NFS/Lustre/GPFS alike, so two writers can never claim the
+same sequence number and no lock (HDF5's or fcntl's) is needed. The sequence
+number is the publish order that the ``overwrite`` merge rule follows.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import socket
+import uuid
+from pathlib import Path
+
+from ..atomic import fsync_directory
+
+__all__ = [
+    'FORMAT_NAME',
+    'FORMAT_VERSION',
+    'fragments_dir',
+    'published_fragments',
+    'temp_fragment_path',
+    'publish_fragment',
+    'stale_temp_fragments',
+]
+
+FORMAT_NAME = 'tifwriter-staging'
+#: Bump when the on-disk layout changes incompatibly.
+FORMAT_VERSION = 1
+
+_PUBLISHED = re.compile(r'^(\d{10})\.h5$')
+_TEMP_PREFIX = '.tmp-'
+
+
+def fragments_dir(staging: str | os.PathLike) -> Path:
+    """The directory holding the fragments of ``staging``."""
+    staging = Path(staging)
+    return staging.with_name(staging.name + '.fragments')
+
+
+def published_fragments(directory: Path) -> list[tuple[int, Path]]:
+    """Published fragments as (sequence, path), in publish order.
+
+    Empty files are skipped: with the O_EXCL fallback of
+    :func:`publish_fragment` a claimed name is empty until its rename lands.
+    """
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        match = _PUBLISHED.match(name)
+        if match is None:
+            continue
+        path = directory / name
+        try:
+            if path.stat().st_size == 0:
+                continue
+        except FileNotFoundError:
+            continue
+        found.append((int(match.group(1)), path))
+    found.sort()
+    return found
+
+
+def temp_fragment_path(directory: Path) -> Path:
+    """A fresh, unique temp name for a fragment being written."""
+    host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname())[:40]
+    return directory / f'{_TEMP_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}.h5'
+
+
+def stale_temp_fragments(directory: Path) -> list[Path]:
+    """Temp fragments present now (live writers' or killed writers')."""
+    try:
+        return sorted(
+            directory / n for n in os.listdir(directory) if n.startswith(_TEMP_PREFIX)
+        )
+    except FileNotFoundError:
+        return []
+
+
+def _next_sequence(directory: Path) -> int:
+    highest = 0
+    for name in os.listdir(directory):
+        match = _PUBLISHED.match(name)
+        if match is not None:
+            highest = max(highest, int(match.group(1)))
+    return highest + 1
+
+
+def publish_fragment(temp: Path) -> Path:
+    """Publish a complete, fsync'ed temp fragment under the next sequence number.
+
+    Returns the published path. The temp file is gone afterwards.
+    """
+    directory = temp.parent
+    while True:
+        target = directory / f'{_next_sequence(directory):010d}.h5'
+        try:
+            os.link(temp, target)
+        except FileExistsError:
+            continue  # another writer took this number: take the next one
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            # Filesystem without hard links: claim the name with O_EXCL, then
+            # rename over the (empty, hence ignored by readers) claim.
+            try:
+                fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            os.replace(temp, target)
+            fsync_directory(directory)
+            return target
+        os.unlink(temp)
+        fsync_directory(directory)
+        return target

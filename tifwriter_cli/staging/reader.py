@@ -1,0 +1,312 @@
+"""The read side: a snapshot of the published fragments, merged on demand.
+
+:class:`StagingSnapshot` lists the fragments published when it is opened and
+sees nothing published later (so writers may go on while finalize runs).
+It loads every fragment's small index table once and buckets the patches in
+a grid, so reading a region costs time in proportion to the patches that
+overlap it, not to the number of fragments or patches in the staging file.
+
+Source files staged more than once (two ingest runs racing on one
+directory) are counted once: the first publication of a source record
+wins, later rows carrying the same (path, size, mtime) are ignored.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy
+
+from ..errors import NotAStagingFileError
+from ..merge import new_accumulator
+from .canvasfile import StagingHeader, read_canvas
+from .fragment import read_fragment_tables
+from .layout import FORMAT_VERSION, fragments_dir, published_fragments, stale_temp_fragments
+
+__all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
+
+#: One row per staged patch of the snapshot, in publish (= merge) order.
+PATCH_DTYPE = numpy.dtype(
+    [
+        ('fragment', '<i4'),
+        ('number', '<i8'),  # the patch's row in its fragment's index
+        ('x', '<i8'),
+        ('y', '<i8'),
+        ('width', '<i8'),
+        ('height', '<i8'),
+        ('uniform', 'u1'),
+        ('value', '<f8'),
+    ]
+)
+
+#: Side of the grid cells that bucket patches for region queries.
+GRID_CELL = 1024
+#: Fragment files kept open at once (the rest are reopened on demand).
+MAX_OPEN_FRAGMENTS = 128
+
+
+class StagingSnapshot:
+    """Read-only view of a staging unit as of when it was opened."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.header: StagingHeader = read_canvas(self.path)
+        self.spec = self.header.spec
+        self.fragments_dir = fragments_dir(self.path)
+        if not self.fragments_dir.is_dir():
+            raise NotAStagingFileError(
+                f'{self.path} has no fragments directory {self.fragments_dir}'
+            )
+        self.opened_at = datetime.datetime.now(datetime.timezone.utc)
+        self.fragment_paths: list[Path] = [p for _, p in published_fragments(self.fragments_dir)]
+        self._open: collections.OrderedDict[int, Any] = collections.OrderedDict()
+        self.sources: set[tuple[str, int, int]] = set()
+        self.duplicate_rows = 0
+        self.patches = self._load_index()
+        self._grid = self._build_grid()
+
+    # -- loading ---------------------------------------------------------
+    def _load_index(self) -> numpy.ndarray:
+        tables = []
+        for number, path in enumerate(self.fragment_paths):
+            h5 = self._fragment(number)
+            uid = h5.attrs.get('staging_uid')
+            if isinstance(uid, bytes):
+                uid = uid.decode()
+            if uid != self.header.uid:
+                raise NotAStagingFileError(
+                    f'fragment {path} belongs to another staging file (uid {uid})'
+                )
+            try:
+                index, sources = read_fragment_tables(h5)
+            except KeyError:
+                raise NotAStagingFileError(f'fragment {path} is incomplete or damaged') from None
+            keep = numpy.ones(len(index), dtype=bool)
+            for row_number, row in enumerate(index):
+                source = int(row['source'])
+                if source < 0:
+                    continue
+                key = sources[source]
+                if key in self.sources:
+                    keep[row_number] = False
+                    self.duplicate_rows += 1
+                else:
+                    self.sources.add(key)
+            # Rows of zero size only record a source (a patch wholly outside).
+            keep &= (index['width'] > 0) & (index['height'] > 0)
+            table = numpy.zeros(int(keep.sum()), dtype=PATCH_DTYPE)
+            table['fragment'] = number
+            table['number'] = numpy.flatnonzero(keep)
+            for field in ('x', 'y', 'width', 'height', 'uniform', 'value'):
+                table[field] = index[field][keep]
+            tables.append(table)
+        if not tables:
+            return numpy.zeros(0, dtype=PATCH_DTYPE)
+        return numpy.concatenate(tables)
+
+    def _build_grid(self) -> dict[tuple[int, int], numpy.ndarray]:
+        cells: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
+        p = self.patches
+        cx0 = p['x'] // GRID_CELL
+        cy0 = p['y'] // GRID_CELL
+        cx1 = (p['x'] + p['width'] - 1) // GRID_CELL
+        cy1 = (p['y'] + p['height'] - 1) // GRID_CELL
+        for i in range(len(p)):
+            for cy in range(cy0[i], cy1[i] + 1):
+                for cx in range(cx0[i], cx1[i] + 1):
+                    cells[(int(cy), int(cx))].append(i)
+        return {key: numpy.array(value, dtype=numpy.int64) for key, value in cells.items()}
+
+    def _fragment(self, number: int) -> Any:
+        import h5py
+        import hdf5plugin  # noqa: F401  (registers the blosc filter)
+
+        h5 = self._open.get(number)
+        if h5 is not None:
+            self._open.move_to_end(number)
+            return h5
+        path = self.fragment_paths[number]
+        try:
+            h5 = h5py.File(path, 'r', locking=False)
+        except OSError as exc:
+            raise NotAStagingFileError(f'fragment {path} cannot be read: {exc}') from None
+        self._open[number] = h5
+        if len(self._open) > MAX_OPEN_FRAGMENTS:
+            _, oldest = self._open.popitem(last=False)
+            oldest.close()
+        return h5
+
+    # -- queries ---------------------------------------------------------
+    def patches_overlapping(self, x: int, y: int, width: int, height: int) -> numpy.ndarray:
+        """Indices into :attr:`patches` of patches overlapping the region, in merge order."""
+        if width <= 0 or height <= 0 or not len(self.patches):
+            return numpy.zeros(0, dtype=numpy.int64)
+        found = [
+            self._grid[key]
+            for cy in range(y // GRID_CELL, (y + height - 1) // GRID_CELL + 1)
+            for cx in range(x // GRID_CELL, (x + width - 1) // GRID_CELL + 1)
+            if (key := (cy, cx)) in self._grid
+        ]
+        if not found:
+            return numpy.zeros(0, dtype=numpy.int64)
+        candidates = numpy.unique(numpy.concatenate(found))
+        p = self.patches[candidates]
+        hit = (
+            (p['x'] < x + width)
+            & (p['x'] + p['width'] > x)
+            & (p['y'] < y + height)
+            & (p['y'] + p['height'] > y)
+        )
+        return candidates[hit]
+
+    def read_region(self, x: int, y: int, width: int, height: int) -> numpy.ndarray:
+        """Merged canvas pixels of a region, shape (height, width, channels).
+
+        The region may reach past the canvas; pixels outside it get the fill.
+        """
+        spec = self.spec
+        dtype = spec.numpy_dtype
+        accumulator = new_accumulator(spec.merge, (height, width, spec.channels), dtype, spec.fill)
+        for i in self.patches_overlapping(x, y, width, height):
+            patch = self.patches[i]
+            px, py = int(patch['x']), int(patch['y'])
+            x0, x1 = max(x, px), min(x + width, px + int(patch['width']))
+            y0, y1 = max(y, py), min(y + height, py + int(patch['height']))
+            rows, cols = slice(y0 - y, y1 - y), slice(x0 - x, x1 - x)
+            if patch['uniform']:
+                data = dtype.type(patch['value'])
+            else:
+                dataset = self._fragment(int(patch['fragment']))['patches'][str(int(patch['number']))]
+                data = dataset[y0 - py : y1 - py, x0 - px : x1 - px, :]
+            accumulator.add(rows, cols, data)
+        return accumulator.result()
+
+    def read_canvas(self) -> numpy.ndarray:
+        """The whole merged canvas (small canvases and tests only)."""
+        return self.read_region(0, 0, self.spec.width, self.spec.height)
+
+    # -- facts -----------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """What ``tifwriter info`` reports about a staging file."""
+        spec = self.spec
+        p = self.patches
+        sizes = []
+        last_write = None
+        for path in self.fragment_paths:
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                sizes.append(st.st_size)
+                last_write = max(last_write or 0.0, st.st_mtime)
+        written = _union_area(p)
+        bbox = None
+        if len(p):
+            bbox = {
+                'x': int(p['x'].min()),
+                'y': int(p['y'].min()),
+                'x_end': int((p['x'] + p['width']).max()),
+                'y_end': int((p['y'] + p['height']).max()),
+            }
+        return {
+            'path': str(self.path),
+            'format_version': FORMAT_VERSION,
+            'created': self.header.created,
+            'tool': self.header.tool,
+            'canvas': {
+                'width': spec.width,
+                'height': spec.height,
+                'channels': spec.channels,
+                'dtype': spec.dtype,
+                'spacing_x_um': spec.spacing_x,
+                'spacing_y_um': spec.spacing_y,
+                'tile_size': spec.tile_size,
+                'fill': spec.fill,
+                'merge': spec.merge,
+                'kind': spec.kind,
+            },
+            'fragments': {
+                'count': len(self.fragment_paths),
+                'bytes': int(sum(sizes)),
+                'unpublished_temp_files': len(stale_temp_fragments(self.fragments_dir)),
+            },
+            'patches': int(len(p)),
+            'uniform_patches': int(p['uniform'].sum()) if len(p) else 0,
+            'source_files': len(self.sources),
+            'duplicate_source_rows_ignored': self.duplicate_rows,
+            'written_pixels': int(written),
+            'written_percent': 100.0 * written / (spec.width * spec.height),
+            'bbox': bbox,
+            'last_write': (
+                datetime.datetime.fromtimestamp(last_write, datetime.timezone.utc).isoformat(
+                    timespec='seconds'
+                )
+                if last_write
+                else None
+            ),
+        }
+
+    # -- lifetime --------------------------------------------------------
+    def close(self) -> None:
+        while self._open:
+            _, h5 = self._open.popitem()
+            h5.close()
+
+    def __enter__(self) -> 'StagingSnapshot':
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[numpy.void]:
+        return iter(self.patches)
+
+
+def read_staging(path: str | os.PathLike) -> StagingSnapshot:
+    """Open a read-only snapshot of a staging unit."""
+    return StagingSnapshot(path)
+
+
+def _union_area(p: numpy.ndarray) -> int:
+    """Exact area covered by the union of the patch rectangles."""
+    if not len(p):
+        return 0
+    xs = numpy.unique(numpy.concatenate([p['x'], p['x'] + p['width']]))
+    ys = numpy.unique(numpy.concatenate([p['y'], p['y'] + p['height']]))
+    if len(xs) * len(ys) > 50_000_000:
+        # Too many distinct edges for an exact grid: sweep row bands instead.
+        return _union_area_sweep(p, ys)
+    covered = numpy.zeros((len(ys) - 1, len(xs) - 1), dtype=bool)
+    ix0 = numpy.searchsorted(xs, p['x'])
+    ix1 = numpy.searchsorted(xs, p['x'] + p['width'])
+    iy0 = numpy.searchsorted(ys, p['y'])
+    iy1 = numpy.searchsorted(ys, p['y'] + p['height'])
+    for a, b, c, d in zip(iy0, iy1, ix0, ix1):
+        covered[a:b, c:d] = True
+    areas = numpy.outer(numpy.diff(ys), numpy.diff(xs))
+    return int(areas[covered].sum())
+
+
+def _union_area_sweep(p: numpy.ndarray, ys: numpy.ndarray) -> int:
+    total = 0
+    x0, x1 = p['x'], p['x'] + p['width']
+    y0, y1 = p['y'], p['y'] + p['height']
+    for top, bottom in zip(ys[:-1], ys[1:]):
+        active = (y0 <= top) & (y1 >= bottom)
+        if not active.any():
+            continue
+        order = numpy.argsort(x0[active])
+        starts, ends = x0[active][order], x1[active][order]
+        length, cur_start, cur_end = 0, starts[0], ends[0]
+        for s, e in zip(starts[1:], ends[1:]):
+            if s > cur_end:
+                length += cur_end - cur_start
+                cur_start, cur_end = s, e
+            else:
+                cur_end = max(cur_end, e)
+        length += cur_end - cur_start
+        total += int(length) * int(bottom - top)
+    return total

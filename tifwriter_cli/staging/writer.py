@@ -1,0 +1,179 @@
+"""The write side: one :class:`StagingWriter` per writing process.
+
+Each writer owns the temp fragment it appends to; :meth:`StagingWriter.flush`
+completes it and publishes it atomically (see :mod:`.layout`). Writers also
+publish on their own every ``publish_every_s`` seconds or
+``publish_every_bytes`` of raw patch data, so a killed job loses little.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy
+
+from ..convert import as_canvas_patch
+from ..errors import NotAStagingFileError, PatchError
+from ..geometry import clip_to_canvas
+from .canvasfile import StagingHeader, read_canvas
+from .fragment import FragmentWriter
+from .layout import fragments_dir, publish_fragment, temp_fragment_path
+
+__all__ = ['StagingWriter', 'open_staging']
+
+log = logging.getLogger(__name__)
+
+
+class StagingWriter:
+    """Adds patches to a staging file. Use as a context manager.
+
+    Example::
+
+        with open_staging('slide.h5') as staging:
+            staging.write(1024, 2048, prediction)   # free x, y; clipped at borders
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        publish_every_s: float = 60.0,
+        publish_every_bytes: int = 1 << 30,
+    ):
+        self.header: StagingHeader = read_canvas(path)
+        self.spec = self.header.spec
+        self.path = Path(path)
+        self._dir = fragments_dir(self.path)
+        if not self._dir.is_dir():
+            raise NotAStagingFileError(
+                f'{self.path} has no fragments directory {self._dir} '
+                '(was it copied without it?)'
+            )
+        self._fragment: FragmentWriter | None = None
+        self._opened_at = 0.0
+        self._publish_every_s = publish_every_s
+        self._publish_every_bytes = publish_every_bytes
+        self.published: list[Path] = []
+        self.patches_written = 0
+        self.patches_outside = 0
+        self.closed = False
+
+    # -- writing ---------------------------------------------------------
+    def write(
+        self,
+        x: int,
+        y: int,
+        array: numpy.ndarray,
+        *,
+        convert: str = 'exact',
+        source: tuple[str, int, int] | None = None,
+    ) -> bool:
+        """Stage ``array`` with its top-left corner at canvas pixel (x, y).
+
+        The patch may reach past any border (x, y may be negative); only the
+        part inside the canvas is kept. Returns False (and stores nothing but
+        the source record) when no part of it is inside. Raises
+        :class:`~tifwriter_cli.errors.PatchError` before storing anything
+        when the patch does not fit the canvas.
+        """
+        if self.closed:
+            raise ValueError('write to a closed StagingWriter')
+        patch = as_canvas_patch(array, self.spec, convert=convert)
+        x, y = _as_int(x, 'x'), _as_int(y, 'y')
+        clipped = clip_to_canvas(x, y, patch.shape[1], patch.shape[0], self.spec.width, self.spec.height)
+        fragment = self._current_fragment()
+        if clipped is None:
+            self.patches_outside += 1
+            log.warning('patch at x=%d, y=%d (%dx%d) lies wholly outside the canvas', x, y, patch.shape[1], patch.shape[0])
+            if source is not None:
+                # Record the source anyway, so a re-run skips it too.
+                fragment.add(0, 0, patch[:0, :0], source=source)
+            inside = False
+        else:
+            cx, cy, (sy, sx) = clipped.x, clipped.y, clipped.patch_slices
+            fragment.add(cx, cy, numpy.ascontiguousarray(patch[sy, sx]), source=source)
+            inside = True
+        self.patches_written += 1
+        if (
+            fragment.nbytes >= self._publish_every_bytes
+            or time.monotonic() - self._opened_at >= self._publish_every_s
+        ):
+            self.flush()
+        return inside
+
+    def write_many(self, items: Iterable[tuple[int, int, numpy.ndarray]], **options) -> int:
+        """Write (x, y, array) items; returns how many were (partly) inside."""
+        return sum(bool(self.write(x, y, a, **options)) for x, y, a in items)
+
+    def _current_fragment(self) -> FragmentWriter:
+        if self._fragment is None:
+            self._fragment = FragmentWriter(
+                temp_fragment_path(self._dir),
+                staging_uid=self.header.uid,
+                dtype=self.spec.numpy_dtype,
+            )
+            self._opened_at = time.monotonic()
+        return self._fragment
+
+    # -- publishing ------------------------------------------------------
+    def flush(self) -> Path | None:
+        """Publish what was written so far; durable when this returns."""
+        fragment, self._fragment = self._fragment, None
+        if fragment is None or len(fragment) == 0:
+            if fragment is not None:
+                fragment.discard()
+            return None
+        try:
+            fragment.close()
+            published = publish_fragment(fragment.path)
+        except BaseException:
+            fragment.discard()
+            raise
+        self.published.append(published)
+        log.debug('published %s (%d patches)', published.name, len(fragment))
+        return published
+
+    def close(self) -> None:
+        """Publish the remaining patches and close."""
+        if self.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self.closed = True
+
+    def abort(self) -> None:
+        """Drop the unpublished patches (already published ones stay)."""
+        fragment, self._fragment = self._fragment, None
+        if fragment is not None:
+            fragment.discard()
+        self.closed = True
+
+    def __enter__(self) -> 'StagingWriter':
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # Patches whose write() returned are valid whatever the caller's
+        # block raised afterwards; publish them, as a file close would.
+        # Only an interrupt (Ctrl-C, SystemExit) drops the unpublished part.
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.abort()
+        else:
+            self.close()
+
+
+def open_staging(path: str | os.PathLike, **options) -> StagingWriter:
+    """Open an existing staging file for writing patches."""
+    return StagingWriter(path, **options)
+
+
+def _as_int(value: object, name: str) -> int:
+    if isinstance(value, (int, numpy.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise PatchError(f'{name} must be an integer pixel position, got {value!r}')
