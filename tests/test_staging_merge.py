@@ -1,0 +1,181 @@
+"""Staged canvas == numpy reference, for random patches and every merge rule (API)."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tifwriter_cli as tw
+from tifwriter_cli.staging.reader import GRID_CELL
+
+from .reference import ReferenceCanvas
+
+DTYPE_VALUES = {
+    'uint8': st.integers(0, 255),
+    'uint16': st.integers(0, 65535),
+    'float32': st.floats(-1e6, 1e6, width=32, allow_nan=False),
+}
+
+
+@st.composite
+def patch_plan(draw, width, height, channels, dtype):
+    """A list of (x, y, array): overlapping, partly or wholly outside the canvas."""
+    values = DTYPE_VALUES[dtype]
+    patches = []
+    for _ in range(draw(st.integers(1, 8))):
+        h = draw(st.integers(1, 40))
+        w = draw(st.integers(1, 40))
+        x = draw(st.integers(-45, width + 5))
+        y = draw(st.integers(-45, height + 5))
+        kind = draw(st.sampled_from(['uniform', 'random', 'few']))
+        if kind == 'uniform':
+            array = numpy.full((h, w, channels), draw(values), dtype=dtype)
+        elif kind == 'few':
+            choices = numpy.array(draw(st.lists(values, min_size=1, max_size=3)), dtype=dtype)
+            seed = draw(st.integers(0, 2**32 - 1))
+            array = numpy.random.default_rng(seed).choice(choices, size=(h, w, channels))
+        else:
+            seed = draw(st.integers(0, 2**32 - 1))
+            rng = numpy.random.default_rng(seed)
+            if dtype == 'float32':
+                array = rng.uniform(-1000, 1000, size=(h, w, channels)).astype(dtype)
+            else:
+                array = rng.integers(0, numpy.iinfo(dtype).max, size=(h, w, channels), endpoint=True).astype(dtype)
+        patches.append((x, y, array))
+    return patches
+
+
+@pytest.mark.parametrize('merge', ['overwrite', 'mean', 'max', 'min'])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_patches_equal_reference(make_staging, merge, data):
+    dtype = data.draw(st.sampled_from(['uint8', 'uint16', 'float32']))
+    channels = data.draw(st.sampled_from([1, 3]))
+    width = data.draw(st.integers(1, 70))
+    height = data.draw(st.integers(1, 70))
+    fill = data.draw(st.sampled_from([0, 7]))
+    plan = data.draw(patch_plan(width, height, channels, dtype))
+    # Several flushes: patches spread over several fragments in publish order.
+    flush_after = data.draw(st.sets(st.integers(0, len(plan) - 1)))
+
+    path = make_staging(width=width, height=height, channels=channels, dtype=dtype, fill=fill, merge=merge)
+    reference = ReferenceCanvas(width, height, channels, dtype, fill, merge)
+    with tw.open_staging(path) as staging:
+        for number, (x, y, array) in enumerate(plan):
+            staging.write(x, y, array if channels > 1 else array[:, :, 0])
+            reference.write(x, y, array)
+            if number in flush_after:
+                staging.flush()
+
+    with tw.read_staging(path) as snapshot:
+        staged = snapshot.read_canvas()
+        numpy.testing.assert_array_equal(staged, reference.result())
+        # A sub-region read (what finalize does band by band) agrees too.
+        x0, y0 = data.draw(st.integers(-5, width)), data.draw(st.integers(-5, height))
+        w0, h0 = data.draw(st.integers(1, 30)), data.draw(st.integers(1, 30))
+        region = snapshot.read_region(x0, y0, w0, h0)
+        expected = numpy.full((h0, w0, channels), fill, dtype=dtype)
+        ys, xs = slice(max(y0, 0), min(y0 + h0, height)), slice(max(x0, 0), min(x0 + w0, width))
+        if ys.stop > ys.start and xs.stop > xs.start:
+            expected[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] = reference.result()[ys, xs]
+        numpy.testing.assert_array_equal(region, expected)
+
+
+def test_overwrite_follows_publish_order_across_writers(make_staging):
+    path = make_staging(width=10, height=10, merge='overwrite')
+    first = tw.open_staging(path)
+    second = tw.open_staging(path)
+    first.write(0, 0, numpy.full((10, 10), 1, numpy.uint8))
+    second.write(0, 0, numpy.full((10, 10), 2, numpy.uint8))
+    second.close()  # published first although written second
+    first.close()
+    with tw.read_staging(path) as snapshot:
+        assert snapshot.read_canvas().max() == 1 == snapshot.read_canvas().min()
+
+
+def test_region_query_scales_with_overlap_not_file_size(make_staging):
+    """Only patches overlapping the region are considered (grid index)."""
+    path = make_staging(width=8 * GRID_CELL, height=2 * GRID_CELL)
+    with tw.open_staging(path) as staging:
+        for i in range(64):
+            staging.write(i * 128, 0, numpy.full((64, 64), 1 + i % 200, numpy.uint8))
+            staging.flush()  # 64 fragments
+    with tw.read_staging(path) as snapshot:
+        assert len(snapshot.fragment_paths) == 64
+        hits = snapshot.patches_overlapping(0, 0, 200, 10)
+        assert sorted(snapshot.patches[hits]['x'].tolist()) == [0, 128]
+        assert len(snapshot.patches_overlapping(0, 100, GRID_CELL, 10)) == 0
+
+
+def test_wholly_outside_patch_stores_nothing(make_staging):
+    path = make_staging(width=20, height=20)
+    with tw.open_staging(path) as staging:
+        assert staging.write(25, 0, numpy.ones((5, 5), numpy.uint8)) is False
+        assert staging.write(-5, -5, numpy.ones((5, 5), numpy.uint8)) is False
+        assert staging.write(-4, -4, numpy.ones((5, 5), numpy.uint8)) is True
+    with tw.read_staging(path) as snapshot:
+        canvas = snapshot.read_canvas()[:, :, 0]
+        assert canvas.sum() == 1 and canvas[0, 0] == 1
+        assert len(snapshot.patches) == 1
+
+
+def test_interrupt_drops_only_unpublished_patches(make_staging):
+    path = make_staging(width=20, height=20)
+    with pytest.raises(KeyboardInterrupt):
+        with tw.open_staging(path) as staging:
+            staging.write(0, 0, numpy.full((5, 5), 3, numpy.uint8))
+            staging.flush()
+            staging.write(10, 10, numpy.full((5, 5), 4, numpy.uint8))
+            raise KeyboardInterrupt
+    with tw.read_staging(path) as snapshot:
+        canvas = snapshot.read_canvas()[:, :, 0]
+    assert canvas[0, 0] == 3 and canvas[12, 12] == 0
+    assert not list(snapshot.fragments_dir.glob('.tmp-*'))
+
+
+def test_error_in_user_code_still_publishes_returned_writes(make_staging):
+    path = make_staging(width=20, height=20)
+    with pytest.raises(RuntimeError):
+        with tw.open_staging(path) as staging:
+            staging.write(0, 0, numpy.full((5, 5), 3, numpy.uint8))
+            raise RuntimeError('model crashed')
+    with tw.read_staging(path) as snapshot:
+        assert snapshot.read_canvas()[0, 0, 0] == 3
+
+
+def test_periodic_publish_by_bytes(make_staging):
+    path = make_staging(width=64, height=64)
+    rng = numpy.random.default_rng(1)
+    with tw.open_staging(path, publish_every_bytes=1000) as staging:
+        for i in range(3):
+            staging.write(i * 20, 0, rng.integers(0, 255, (20, 20), dtype=numpy.uint8))
+        # each 400-byte patch... third pushes past 1000 bytes -> published before close
+        assert len(staging.published) == 1
+    with tw.read_staging(path) as snapshot:
+        assert len(snapshot.fragment_paths) == 1  # the last flush had nothing left
+
+
+def test_bad_patches_are_refused_before_anything_is_stored(make_staging):
+    path = make_staging(width=20, height=20, channels=3)
+    with tw.open_staging(path) as staging:
+        with pytest.raises(tw.errors.PatchError, match='channels'):
+            staging.write(0, 0, numpy.ones((5, 5), numpy.uint8))
+        with pytest.raises(tw.errors.PatchError, match='4 channels'):
+            staging.write(0, 0, numpy.ones((5, 5, 4), numpy.uint8))
+        with pytest.raises(tw.errors.LossyConversionError, match='scale'):
+            staging.write(0, 0, numpy.full((5, 5, 3), 0.5))
+        with pytest.raises(tw.errors.LossyConversionError, match='do not fit'):
+            staging.write(0, 0, numpy.full((5, 5, 3), 300, numpy.int32))
+        with pytest.raises(tw.errors.PatchError, match='integer pixel position'):
+            staging.write(0.5, 0, numpy.ones((5, 5, 3), numpy.uint8))
+        staging.write(0, 0, numpy.full((5, 5, 3), 0.5), convert='scale')
+        staging.write(5, 0, numpy.full((5, 5, 3), 300, numpy.int32), convert='clip')
+        staging.write(10, 0, numpy.full((5, 5, 3), 7, numpy.int64))  # exact: fits
+    with tw.read_staging(path) as snapshot:
+        canvas = snapshot.read_canvas()
+    assert canvas[0, 0].tolist() == [128, 128, 128]
+    assert canvas[0, 5].tolist() == [255, 255, 255]
+    assert canvas[0, 10].tolist() == [7, 7, 7]
+    assert len(snapshot.patches) == 3
