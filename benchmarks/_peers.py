@@ -15,6 +15,9 @@ Steps:
   (level 0 and every pyramid level) with the same codec and settings, from
   arrays already in memory, on all cores, no I/O, no merge, no dedup; it
   reports the encode-only wall time;
+* ``finalize-array``: ``tifwriter_cli.finalize.finalize`` over an
+  ``ArraySource`` wrapping the memmap: our writer from the very source
+  libvips reads, without the staging file (tells the staging read's share);
 * ``asap``: ASAP's ``MultiResolutionImageWriter`` (when importable);
 * ``scale-stage``: stages the scale case (a huge canvas, a fraction of it
   written) through the Python API, from random 512-px windows of a mask.
@@ -74,6 +77,33 @@ def step_api(args: argparse.Namespace) -> None:
                 staging.write(x, y, patch)
                 written += patch.nbytes
     report_result(bytes=written)
+
+
+# -- our writer from the memmap -------------------------------------------
+def step_finalize_array(args: argparse.Namespace) -> None:
+    import tifwriter_cli as tw
+    from tifwriter_cli.finalize import finalize
+    from tifwriter_cli.sources import ArraySource
+
+    array = numpy.load(args.input, mmap_mode='r')
+    height, width = array.shape[:2]
+    spec = tw.CanvasSpec(
+        width=width,
+        height=height,
+        channels=1 if array.ndim == 2 else array.shape[2],
+        dtype=str(array.dtype),
+        kind=CANVAS_KIND[args.kind],
+        tile_size=args.tile,
+    )
+    report = finalize(
+        ArraySource(spec, array), args.output, compression=args.compression, quality=args.quality
+    )
+    report_result(
+        seconds=report.seconds,
+        tiles_written=report.tiles_written,
+        tiles_stored=report.tiles_stored,
+        resampling=report.resampling,
+    )
 
 
 # -- libvips -------------------------------------------------------------
@@ -328,7 +358,9 @@ def step_scale_stage(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('step', choices=['npsave', 'api', 'libvips', 'floor', 'asap', 'scale-stage'])
+    parser.add_argument(
+        'step', choices=['npsave', 'api', 'finalize-array', 'libvips', 'floor', 'asap', 'scale-stage']
+    )
     parser.add_argument('--input')
     parser.add_argument('--output')
     parser.add_argument('--out')

@@ -42,7 +42,7 @@ from _measure import Measurement, path_size, run_measured  # noqa: E402
 
 PEERS_SCRIPT = HERE / '_peers.py'
 ALL_CASES = ('mask', 'rgb', 'prob', 'scale160k')
-ALL_PEERS = ('npsave', 'api', 'libvips', 'floor', 'asap')
+ALL_PEERS = ('npsave', 'api', 'array', 'libvips', 'floor', 'asap')
 MB = 1e6
 MiB = 1 << 20
 
@@ -294,6 +294,14 @@ class Runner:
             *self.tifwriter, '-q', 'finalize', staging, ours, *self.finalize_options(case),
         ], data_bytes=raw, output=ours)
         predictor = self.predictor_of(ours) if ours.exists() else 'none'
+        if 'array' in self.peers:
+            array_out = work / 'tifwriter-array.tif'
+            self.run_step(name, 'finalize (array)', 'finalize(ArraySource(memmap))', self.peer(
+                'finalize-array', '--input', inputs.array_path, '--output', array_out,
+                '--kind', case.input_kind, '--compression', case.compression,
+                '--quality', JPEG_QUALITY, '--tile', inputs.tile,
+            ), data_bytes=raw, output=array_out)
+            self._drop(array_out)
         if 'libvips' in self.peers:
             vips_out = work / 'libvips.tif'
             result = self.run_step(name, 'libvips', f'libvips tiffsave (region_shrink={case.region_shrink})', self.peer(
@@ -467,6 +475,8 @@ class Runner:
                        'Python API staging throughput over np.save (higher is better)')
             self.ratio(name, 'finalize CPU / libvips CPU', _div(ours, vips, 'cpu_s'),
                        'CPU seconds of finalize over libvips')
+            self.ratio(name, 'finalize (array) / libvips (wall)', _div(self.get(name, 'finalize (array)'), vips, 'wall_s'),
+                       'our writer from the same memmap libvips reads (no staging file) over libvips')
             label = f'{name} {self.codec_label(case)}'
             self.target(f'{label}: finalize wall <= {wall_limits[name]:g} x libvips', vs_vips, wall_limits[name], unit=' x')
             if name == 'mask':
