@@ -1,0 +1,268 @@
+"""Tile compression, and which TIFF readers can decode what.
+
+Compressions we write (name -> TIFF Compression tag value):
+
+========  =====  ==============================================================
+none      1      raw samples
+lzw       5      ASAP's default; lossless; no predictor (see below)
+jpeg      7      uint8 with 1 (grey) or 3 channels only; lossy (``quality``).
+                 3 channels are stored as tifffile does it: Photometric YCbCr,
+                 YCbCrSubSampling (2, 2) (4:2:0 chroma), ReferenceBlackWhite.
+deflate   32946  the OLD deflate code: ASAP refuses Adobe Deflate (8)
+zstd      50000  not read by ASAP; OpenSlide only if its libtiff has zstd
+========  =====  ==============================================================
+
+No horizontal predictor is written: ASAP, OpenSlide and tifffile all honour
+Predictor 2 for 8/16-bit integers, but it is not verified here for every
+reader, dtype (float needs predictor 3) and codec, and masks compress well
+without it. Simpler is safer.
+
+``quality`` (1..100) applies to JPEG only; the lossless codecs use their
+library's default level.
+
+Edge tiles are padded to the full tile by the caller; encoders take a
+C-contiguous (tile, tile, channels) array and return bytes. Every encoder is
+an imagecodecs function, which releases the GIL, so tiles are encoded in
+parallel threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy
+
+from ..errors import InvalidOptionError
+
+__all__ = [
+    'COMPRESSIONS',
+    'COMPRESSION_TAGS',
+    'READERS',
+    'TileEncoder',
+    'compression_name',
+    'photometric_for',
+    'reader_problems',
+    'tile_encoder',
+]
+
+#: Compressions ``finalize`` writes, by name.
+COMPRESSION_TAGS: dict[str, int] = {
+    'none': 1,
+    'lzw': 5,
+    'jpeg': 7,
+    'deflate': 32946,
+    'zstd': 50000,
+}
+COMPRESSIONS = tuple(COMPRESSION_TAGS)
+
+#: Names of compression tag values we may meet when inspecting a TIFF.
+_TAG_NAMES: dict[int, str] = {
+    1: 'none',
+    2: 'ccitt_rle',
+    3: 'ccittfax3',
+    4: 'ccittfax4',
+    5: 'lzw',
+    6: 'ojpeg',
+    7: 'jpeg',
+    8: 'adobe_deflate',
+    32773: 'packbits',
+    32946: 'deflate',
+    33003: 'jpeg2000_aperio_ycbcr',
+    33005: 'jpeg2000_aperio_rgb',
+    34712: 'jpeg2000',
+    34887: 'lerc',
+    34925: 'lzma',
+    50000: 'zstd',
+    50001: 'webp',
+    50002: 'jpegxl',
+}
+
+#: The readers we judge files for (keys of every verdict).
+READERS = ('asap', 'openslide_3.4', 'openslide_4')
+
+#: Compression tag -> reader -> can it decode it. ASAP 2.2's TIFF reader
+#: accepts exactly 1, 5, 7, 32946 and 33005 (its TIFFImage.cpp). OpenSlide
+#: goes through libtiff (TIFFIsCODECConfigured): Debian 12's libtiff 4.5 and
+#: openslide-bin 4.0's both have zstd and webp (verified here by reading our
+#: zstd output with both); JPEG 2000 only through the Aperio vendor driver.
+READER_SUPPORT: dict[int, dict[str, bool]] = {
+    1: {'asap': True, 'openslide_3.4': True, 'openslide_4': True},
+    5: {'asap': True, 'openslide_3.4': True, 'openslide_4': True},
+    7: {'asap': True, 'openslide_3.4': True, 'openslide_4': True},
+    8: {'asap': False, 'openslide_3.4': True, 'openslide_4': True},
+    32773: {'asap': False, 'openslide_3.4': True, 'openslide_4': True},
+    32946: {'asap': True, 'openslide_3.4': True, 'openslide_4': True},
+    33003: {'asap': False, 'openslide_3.4': False, 'openslide_4': False},
+    33005: {'asap': True, 'openslide_3.4': False, 'openslide_4': False},
+    50000: {'asap': False, 'openslide_3.4': True, 'openslide_4': True},
+    50001: {'asap': False, 'openslide_3.4': True, 'openslide_4': True},
+}
+
+#: Photometric interpretation values.
+MINISBLACK, RGB, PALETTE, YCBCR = 1, 2, 3, 6
+
+
+def compression_name(tag: int) -> str:
+    return _TAG_NAMES.get(int(tag), f'tag {int(tag)}')
+
+
+def photometric_for(channels: int, compression: str) -> tuple[int, tuple[int, ...]]:
+    """(Photometric, ExtraSamples) for our files.
+
+    1 channel: MinIsBlack; 3: RGB (YCbCr when JPEG); 4: RGB + unassociated
+    alpha (ExtraSamples 2); 2 or >4: MinIsBlack with the extra samples
+    unspecified (ExtraSamples 0), which ASAP shows as "Indexed" channels.
+    """
+    if channels == 1:
+        return MINISBLACK, ()
+    if channels == 3:
+        return (YCBCR if compression == 'jpeg' else RGB), ()
+    if channels == 4:
+        return RGB, (2,)
+    return MINISBLACK, (0,) * (channels - 1)
+
+
+def reader_problems(
+    *,
+    compression_tag: int,
+    dtype: numpy.dtype | str,
+    channels: int,
+    photometric: int,
+) -> dict[str, list[str]]:
+    """Why each reader cannot decode pixels of this kind (empty list: it can).
+
+    Covers compression, sample type and colour model; layout rules (tiling,
+    levels, tags) are checked by :mod:`.inspect`.
+    """
+    dtype = numpy.dtype(dtype)
+    name = compression_name(compression_tag)
+    support = READER_SUPPORT.get(int(compression_tag))
+    problems: dict[str, list[str]] = {reader: [] for reader in READERS}
+    for reader in READERS:
+        if support is None or not support[reader]:
+            problems[reader].append(f'cannot decode compression {name} ({compression_tag})')
+    # ASAP: unsigned 8/16/32-bit or float32 (TIFFImage.cpp); MinIsBlack,
+    # RGB with 3 or 4 samples, or YCbCr JPEG; no palette.
+    if dtype.str[1:] not in ('u1', 'u2', 'u4', 'f4'):
+        problems['asap'].append(f'sample type {dtype} (ASAP reads uint8/16/32 and float32)')
+    if photometric not in (MINISBLACK, RGB, YCBCR):
+        problems['asap'].append(f'photometric {photometric} (ASAP reads MinIsBlack, RGB, YCbCr)')
+    elif photometric == RGB and channels not in (3, 4):
+        problems['asap'].append(f'RGB with {channels} samples (ASAP reads 3 or 4)')
+    elif photometric == YCBCR and compression_tag != 7:
+        problems['asap'].append('YCbCr without JPEG compression')
+    # OpenSlide decodes through libtiff's RGBA interface: 8 or 16 bits per
+    # sample (16 is scaled down to 8), integers only, and a colour model
+    # libtiff can turn into RGBA.
+    for reader in ('openslide_3.4', 'openslide_4'):
+        if dtype.kind == 'f':
+            problems[reader].append(f'{dtype} samples (OpenSlide cannot handle floating point)')
+        elif dtype.itemsize > 2:
+            problems[reader].append(
+                f'{dtype.itemsize * 8}-bit samples (OpenSlide cannot handle 32-bit samples)'
+            )
+        elif dtype.kind != 'u':
+            problems[reader].append(f'{dtype} samples (OpenSlide reads unsigned integers)')
+        if photometric == MINISBLACK and channels > 1:
+            problems[reader].append(
+                f'{channels} MinIsBlack samples (OpenSlide shows only the first channel, as grey)'
+            )
+    if photometric == MINISBLACK and channels > 1:
+        # Verified with OpenSlide 4.0.1: the partial tiles at the right edge
+        # of such a level read as white (3.4.1 reads them correctly).
+        problems['openslide_4'].append('edge tiles of multi-sample MinIsBlack images read wrong')
+    return problems
+
+
+@dataclasses.dataclass(frozen=True)
+class TileEncoder:
+    """Encodes one full tile; also says how the IFD must describe the result."""
+
+    name: str
+    tag: int
+    photometric: int
+    extra_samples: tuple[int, ...]
+    #: Additional IFD entries as (tag, TIFF type, values) (JPEG YCbCr tags).
+    extra_tags: tuple[tuple[int, int, tuple[Any, ...]], ...]
+    encode: Callable[[numpy.ndarray], bytes]
+    lossy: bool = False
+
+
+def check_compression(name: str, *, dtype: numpy.dtype | str, channels: int) -> None:
+    """Raise InvalidOptionError when ``name`` cannot store this pixel type."""
+    if name not in COMPRESSION_TAGS:
+        raise InvalidOptionError(
+            f'compression must be one of {", ".join(COMPRESSIONS)}, got {name!r}'
+        )
+    dtype = numpy.dtype(dtype)
+    if name == 'jpeg' and (dtype != numpy.uint8 or channels not in (1, 3)):
+        raise InvalidOptionError(
+            f'jpeg compression needs uint8 with 1 or 3 channels; this canvas is {dtype} with '
+            f'{channels} channel(s) (use lzw or deflate)'
+        )
+
+
+def tile_encoder(
+    name: str, *, dtype: numpy.dtype | str, channels: int, quality: int = 90
+) -> TileEncoder:
+    """The encoder for compression ``name`` and this pixel type."""
+    import imagecodecs
+
+    check_compression(name, dtype=dtype, channels=channels)
+    if not 1 <= int(quality) <= 100:
+        raise InvalidOptionError(f'quality must be 1 to 100, got {quality}')
+    quality = int(quality)
+    photometric, extra_samples = photometric_for(channels, name)
+    extra_tags: tuple[tuple[int, int, tuple[Any, ...]], ...] = ()
+    lossy = False
+    encode: Callable[[numpy.ndarray], bytes]
+    if name == 'none':
+
+        def encode(tile: numpy.ndarray) -> bytes:
+            return tile.tobytes()
+
+    elif name == 'lzw':
+        encode = imagecodecs.lzw_encode
+    elif name == 'deflate':
+        # zlib stream (header + adler32), what TIFF Deflate expects;
+        # libdeflate is faster than zlib at the same ratio.
+        def encode(tile: numpy.ndarray) -> bytes:
+            return imagecodecs.deflate_encode(tile, level=6)
+
+    elif name == 'zstd':
+        encode = imagecodecs.zstd_encode
+    else:  # jpeg
+        lossy = True
+        if channels == 3:
+            # Mirrors tifffile's JPEG writer (TiffWriter.write, compression
+            # 7 with photometric RGB): encode RGB as 4:2:0 YCbCr and say so
+            # in the IFD; ReferenceBlackWhite is required for YCbCr.
+            extra_tags = (
+                (530, 3, (2, 2)),  # YCbCrSubSampling
+                (532, 5, (0, 1, 255, 1, 128, 1, 255, 1, 128, 1, 255, 1)),  # ReferenceBlackWhite
+            )
+
+            def encode(tile: numpy.ndarray) -> bytes:
+                return imagecodecs.jpeg8_encode(
+                    tile,
+                    level=quality,
+                    colorspace='RGB',
+                    outcolorspace='YCBCR',
+                    subsampling=(2, 2),
+                )
+
+        else:
+
+            def encode(tile: numpy.ndarray) -> bytes:
+                return imagecodecs.jpeg8_encode(tile[..., 0], level=quality)
+
+    return TileEncoder(
+        name=name,
+        tag=COMPRESSION_TAGS[name],
+        photometric=photometric,
+        extra_samples=extra_samples,
+        extra_tags=extra_tags,
+        encode=encode,
+        lossy=lossy,
+    )
