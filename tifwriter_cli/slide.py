@@ -1,0 +1,516 @@
+"""Reference slides: their geometry, and canvases that overlay them exactly.
+
+A prediction canvas made "like" a slide covers the whole slide at a lower
+resolution: one canvas pixel stands for a ``D x D`` block of slide level-0
+pixels (``D`` = :attr:`~tifwriter_cli.spec.CanvasSpec.slide_downsample`)::
+
+    canvas pixel (cx, cy)  <->  slide level-0 area [cx*D, (cx+1)*D) x [cy*D, (cy+1)*D)
+
+Viewers (ASAP, QuPath) align two images by their physical size, so the
+canvas gets the slide's pixel size times ``D`` and both images start at the
+same corner. The canvas is ``ceil(slide_width / D)`` pixels wide: the last
+column covers the slide's last partial block, as a patch-level heatmap
+does, so the canvas may reach up to ``D - 1`` slide pixels (less than one
+canvas pixel) past the slide's right and bottom edges. Nothing is
+stretched: every canvas pixel sits exactly on its block.
+
+Slides are read through OpenSlide when it is installed and opens the file
+(any format it knows, ``.svs``, ``.mrxs``, ``.ndpi``, generic tiled TIFF,
+...), otherwise through tifffile (TIFF only). OpenSlide is imported lazily:
+it is an optional dependency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import operator
+import os
+import re
+from typing import Any, Sequence
+
+from .errors import InvalidOptionError, SlideReadError
+
+__all__ = [
+    'SlideGeometry',
+    'CanvasGeometry',
+    'read_slide_geometry',
+    'canvas_from_slide',
+    'resolve_canvas_geometry',
+    'slide_to_canvas',
+    'canvas_to_slide',
+    'tiff_page_spacing',
+]
+
+logger = logging.getLogger(__name__)
+
+#: Relative tolerance under which a computed downsample is taken to be the
+#: integer next to it (0.25 um/px slides written as 0.2500001, ...).
+_INTEGER_SNAP = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class SlideGeometry:
+    """Size, pixel size and pyramid of a slide, as a viewer sees it.
+
+    ``width``/``height`` are level 0 in pixels; ``mpp_x``/``mpp_y`` are
+    micrometres per level-0 pixel, or None when the file does not say.
+    ``level_dimensions`` are (width, height) per level, level 0 first;
+    ``level_downsamples`` follow OpenSlide's definition (mean of the width
+    and height ratios to level 0). ``reader`` is 'openslide' or 'tifffile'.
+    """
+
+    path: str
+    width: int
+    height: int
+    mpp_x: float | None
+    mpp_y: float | None
+    level_dimensions: tuple[tuple[int, int], ...]
+    level_downsamples: tuple[float, ...]
+    reader: str
+
+    @property
+    def level_count(self) -> int:
+        return len(self.level_dimensions)
+
+
+@dataclasses.dataclass(frozen=True)
+class CanvasGeometry:
+    """A canvas that overlays a slide: size, spacing and slide downsample."""
+
+    width: int
+    height: int
+    spacing_x: float | None
+    spacing_y: float | None
+    #: Slide level-0 pixels per canvas pixel (the same on both axes).
+    slide_downsample: float
+
+    def to_spec_fields(self) -> dict[str, Any]:
+        """The matching :class:`~tifwriter_cli.spec.CanvasSpec` keyword arguments."""
+        return dataclasses.asdict(self)
+
+
+# -- reading -------------------------------------------------------------
+def read_slide_geometry(path: str | os.PathLike) -> SlideGeometry:
+    """Geometry of the slide at ``path`` (OpenSlide first, then tifffile).
+
+    Raises :class:`SlideReadError` (one line naming the file) when neither
+    reader can open it.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise SlideReadError(f'slide {path} does not exist')
+    if os.path.isdir(path):
+        # OpenSlide reads some formats from a directory's index file only.
+        raise SlideReadError(f'slide {path} is a directory, not a slide file')
+    geometry = _read_with_openslide(path)
+    if geometry is not None:
+        return geometry
+    return _read_with_tifffile(path)
+
+
+def _open_openslide(path: str) -> Any | None:
+    """An ``openslide.OpenSlide`` for path, or None (not installed, not readable)."""
+    try:
+        import openslide
+    except (ImportError, OSError):
+        # OSError: the Python package is there but the C library is not.
+        return None
+    try:
+        return openslide.OpenSlide(path)
+    except openslide.OpenSlideError as exc:
+        logger.debug('OpenSlide cannot open %s: %s', path, exc)
+        return None
+
+
+def _read_with_openslide(path: str) -> SlideGeometry | None:
+    slide = _open_openslide(path)
+    if slide is None:
+        return None
+    import openslide
+
+    with slide:
+        width, height = slide.dimensions
+        mpp_x = _positive_float(slide.properties.get(openslide.PROPERTY_NAME_MPP_X))
+        mpp_y = _positive_float(slide.properties.get(openslide.PROPERTY_NAME_MPP_Y))
+        if mpp_x is not None and mpp_y is None:
+            mpp_y = mpp_x
+        if mpp_x is None:
+            mpp_y = None
+        return SlideGeometry(
+            path=path,
+            width=int(width),
+            height=int(height),
+            mpp_x=mpp_x,
+            mpp_y=mpp_y,
+            level_dimensions=tuple((int(w), int(h)) for w, h in slide.level_dimensions),
+            level_downsamples=tuple(float(d) for d in slide.level_downsamples),
+            reader='openslide',
+        )
+
+
+def _read_with_tifffile(path: str) -> SlideGeometry:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            levels = tiff_pyramid_pages(tif)
+            page = levels[0]
+            mpp_x, mpp_y = tiff_page_spacing(page)
+            if mpp_x is None and tif.is_svs:
+                # Aperio SVS: the pixel size is in the description only.
+                mpp_x = mpp_y = _svs_mpp(page.description)
+    except SlideReadError:
+        raise
+    except Exception as exc:  # tifffile raises many kinds on non-TIFF input
+        raise SlideReadError(
+            f'cannot read slide {path}: not a format OpenSlide or tifffile reads '
+            f'({type(exc).__name__}: {_first_line(exc)})'
+        ) from None
+    dims = tuple((int(p.imagewidth), int(p.imagelength)) for p in levels)
+    width, height = dims[0]
+    return SlideGeometry(
+        path=path,
+        width=width,
+        height=height,
+        mpp_x=mpp_x,
+        mpp_y=mpp_y,
+        level_dimensions=dims,
+        level_downsamples=tuple((width / w + height / h) / 2 for w, h in dims),
+        reader='tifffile',
+    )
+
+
+def tiff_pyramid_pages(tif: Any) -> list[Any]:
+    """Pages of a TIFF's first image pyramid, level 0 first (TiffPage objects).
+
+    tifffile's first series gives the levels (SubIFDs, reduced pages, SVS,
+    OME ...). When it lists a single level, later top-level pages flagged
+    reduced-resolution (NewSubfileType bit 0) and strictly narrower than
+    the one before are taken as levels, the way OpenSlide and ASAP do.
+    """
+    from .errors import NotATiffError
+
+    if not tif.series:
+        raise NotATiffError(f'{tif.filename} holds no image')
+    series = tif.series[0]
+    pages = [_as_page(level.pages[0]) for level in series.levels if level.pages]
+    if len(pages) == 1:
+        for page in tif.pages[1:]:
+            page = _as_page(page)
+            if page is None or not page.is_reduced:
+                continue
+            if page.imagewidth < pages[-1].imagewidth and page.shape:
+                pages.append(page)
+    pages = [p for p in pages if p is not None]
+    if not pages or not pages[0].shape:
+        raise NotATiffError(f'{tif.filename} holds no readable image')
+    return pages
+
+
+def _as_page(page: Any) -> Any:
+    if page is None:
+        return None
+    return page.aspage() if hasattr(page, 'aspage') else page
+
+
+def tiff_page_spacing(page: Any) -> tuple[float | None, float | None]:
+    """Micrometres per pixel from X/YResolution and ResolutionUnit, or (None, None).
+
+    Only centimetre and inch units carry a physical size (as in OpenSlide);
+    a missing unit or unit 'none' means unknown.
+    """
+    unit_tag = page.tags.get('ResolutionUnit')
+    if unit_tag is None:
+        return None, None
+    micrometres_per_unit = {2: 25400.0, 3: 10000.0}.get(int(unit_tag.value))
+    if micrometres_per_unit is None:
+        return None, None
+    spacing = []
+    for name in ('XResolution', 'YResolution'):
+        tag = page.tags.get(name)
+        if tag is None:
+            return None, None
+        numerator, denominator = tag.value
+        if not numerator or not denominator:
+            return None, None
+        spacing.append(micrometres_per_unit * denominator / numerator)
+    return spacing[0], spacing[1]
+
+
+def _svs_mpp(description: str) -> float | None:
+    match = re.search(r'\|\s*MPP\s*=\s*([0-9.eE+-]+)', description or '')
+    return _positive_float(match.group(1)) if match else None
+
+
+def _positive_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else 'unreadable'
+
+
+# -- canvases ------------------------------------------------------------
+def canvas_from_slide(
+    geometry: SlideGeometry,
+    *,
+    downsample: float | None = None,
+    level: int | None = None,
+    spacing: float | None = None,
+) -> CanvasGeometry:
+    """The canvas overlaying ``geometry`` at a lower resolution.
+
+    Give at most one of:
+
+    * ``downsample`` D (>= 1): canvas pixel = D x D slide level-0 pixels;
+      size ``ceil(slide / D)`` (covers the last partial block).
+    * ``level`` L: the slide's own level-L size, with D the integer
+      downsample that produced it (``level == ceil`` or ``floor`` of
+      ``slide / D`` on both axes; pyramids are powers of two); when no
+      integer explains the level's size, D = slide width / level width.
+      The canvas then has exactly the shape OpenSlide's ``read_region``
+      gives at that level, so level-L patch coordinates are canvas ones.
+    * ``spacing`` S (micrometres per pixel wanted): D = S / slide mpp-x
+      (needs the slide's pixel size), size ``ceil(slide / D)``.
+
+    None of them: D = 1, the slide's own size. The spacing is always the
+    slide's times D on each axis (square blocks; the canvas keeps the
+    slide's pixel aspect). A slide without a pixel size gives a canvas
+    without one (a warning is logged: viewers then cannot align by
+    physical size).
+    """
+    given = [name for name, value in
+             (('downsample', downsample), ('level', level), ('spacing', spacing))
+             if value is not None]
+    if len(given) > 1:
+        raise InvalidOptionError(
+            f'give only one of downsample, level and spacing, got {" and ".join(given)}'
+        )
+    if level is not None:
+        width, height, factor = _level_canvas(geometry, level)
+    else:
+        if spacing is not None:
+            factor = _downsample_for_spacing(geometry, spacing)
+        else:
+            factor = _checked_downsample(1.0 if downsample is None else downsample)
+        width = _ceil_div(geometry.width, factor)
+        height = _ceil_div(geometry.height, factor)
+    if geometry.mpp_x is None:
+        logger.warning(
+            'slide %s has no pixel size: the canvas gets none, viewers cannot align it '
+            'by physical size',
+            geometry.path,
+        )
+        spacing_x = spacing_y = None
+    else:
+        spacing_x = geometry.mpp_x * factor
+        spacing_y = (geometry.mpp_y or geometry.mpp_x) * factor
+        if spacing is not None:
+            spacing_x = float(spacing)  # exactly what was asked, no float drift
+    return CanvasGeometry(
+        width=width,
+        height=height,
+        spacing_x=spacing_x,
+        spacing_y=spacing_y,
+        slide_downsample=factor,
+    )
+
+
+def _checked_downsample(value: float) -> float:
+    try:
+        factor = float(value)
+    except (TypeError, ValueError):
+        raise InvalidOptionError(f'downsample must be a number, got {value!r}') from None
+    if not math.isfinite(factor) or factor <= 0:
+        raise InvalidOptionError(f'downsample must be a positive number, got {value!r}')
+    factor = _snap(factor)
+    if factor < 1:
+        raise InvalidOptionError(
+            f'downsample must be at least 1 (a canvas cannot be finer than the slide), '
+            f'got {factor:g}'
+        )
+    return factor
+
+
+def _downsample_for_spacing(geometry: SlideGeometry, spacing: float) -> float:
+    try:
+        target = float(spacing)
+    except (TypeError, ValueError):
+        raise InvalidOptionError(f'spacing must be a number, got {spacing!r}') from None
+    if not math.isfinite(target) or target <= 0:
+        raise InvalidOptionError(
+            f'spacing must be a positive number of micrometres per pixel, got {spacing!r}'
+        )
+    if geometry.mpp_x is None:
+        raise InvalidOptionError(
+            f'slide {geometry.path} has no pixel size, so a target spacing cannot be '
+            'turned into a downsample: give --downsample or --level instead'
+        )
+    factor = _snap(target / geometry.mpp_x)
+    if factor < 1:
+        raise InvalidOptionError(
+            f'spacing {target:g} um/px is finer than the slide ({geometry.mpp_x:g} um/px); '
+            'a canvas cannot be finer than the slide'
+        )
+    return factor
+
+
+def _level_canvas(geometry: SlideGeometry, level: Any) -> tuple[int, int, float]:
+    try:
+        level = operator.index(level)
+    except TypeError:
+        raise InvalidOptionError(f'level must be an integer, got {level!r}') from None
+    if not 0 <= level < geometry.level_count:
+        raise InvalidOptionError(
+            f'slide {geometry.path} has levels 0 to {geometry.level_count - 1}, not {level} '
+            f'({"; ".join(level_summary(geometry))})'
+        )
+    width, height = geometry.level_dimensions[level]
+    return width, height, _level_downsample(geometry.width, geometry.height, width, height)
+
+
+def _level_downsample(slide_w: int, slide_h: int, level_w: int, level_h: int) -> float:
+    """The integer D that turned the slide into this level, else slide_w / level_w."""
+    estimate = round(slide_w / level_w)
+    for candidate in (estimate, estimate - 1, estimate + 1):
+        if candidate >= 1 and all(
+            size in (math.floor(full / candidate), math.ceil(full / candidate))
+            for full, size in ((slide_w, level_w), (slide_h, level_h))
+        ):
+            return float(candidate)
+    return _snap(slide_w / level_w)
+
+
+def _snap(factor: float) -> float:
+    nearest = round(factor)
+    if nearest >= 1 and abs(factor - nearest) <= _INTEGER_SNAP * nearest:
+        return float(nearest)
+    return factor
+
+
+def _ceil_div(size: int, factor: float) -> int:
+    """ceil(size / factor), immune to float noise (125.0000000001 -> 125)."""
+    if float(factor).is_integer():
+        return -(-size // int(factor))
+    quotient = size / factor
+    nearest = round(quotient)
+    if abs(quotient - nearest) <= 1e-9 * max(1.0, quotient):
+        return max(1, int(nearest))
+    return max(1, math.ceil(quotient))
+
+
+# -- coordinates -----------------------------------------------------------
+def slide_to_canvas(x: Any, y: Any, downsample: float) -> tuple[Any, Any]:
+    """Canvas pixel holding slide level-0 pixel (x, y): ``(floor(x / D), floor(y / D))``.
+
+    For writers that receive patch positions in slide level-0 coordinates
+    (``--coords slide``): a patch computed for slide area starting at
+    (x, y) goes to canvas (cx, cy). The patch data itself must already be at
+    canvas resolution. Works on ints (returns ints) and numpy arrays;
+    negative positions floor towards minus infinity (the block left of 0).
+    Integer D uses exact integer division.
+    """
+    import numpy
+
+    factor = float(downsample)
+    if not math.isfinite(factor) or factor <= 0:
+        raise InvalidOptionError(f'downsample must be a positive number, got {downsample!r}')
+    result = []
+    for value in (x, y):
+        if isinstance(value, numpy.ndarray):
+            if factor.is_integer() and value.dtype.kind in 'iu':
+                result.append(numpy.floor_divide(value, int(factor)))
+            else:
+                result.append(numpy.floor(value / factor).astype(numpy.int64))
+        elif factor.is_integer() and isinstance(value, (int, numpy.integer)):
+            result.append(int(value) // int(factor))
+        else:
+            result.append(math.floor(value / factor))
+    return result[0], result[1]
+
+
+def canvas_to_slide(cx: Any, cy: Any, downsample: float) -> tuple[Any, Any]:
+    """Slide level-0 position of canvas pixel (cx, cy)'s top-left corner (cx*D, cy*D)."""
+    factor = float(downsample)
+    return cx * factor, cy * factor
+
+
+# -- the init resolver -----------------------------------------------------
+def resolve_canvas_geometry(
+    *,
+    width: int | None,
+    height: int | None,
+    spacing: float | None,
+    spacing_y: float | None,
+    like: str | os.PathLike | None,
+    downsample: float | None,
+    level: int | None,
+) -> dict[str, Any]:
+    """CanvasSpec fields (width, height, spacing_x, spacing_y, slide_downsample)
+    from ``init``'s geometry options.
+
+    Without ``like``: width and height are required and ``spacing`` /
+    ``spacing_y`` are the canvas' own pixel size (as before); downsample and
+    level are refused (they mean nothing without a slide).
+
+    With ``like`` SLIDE: the size comes from the slide, so width and height
+    are refused (an override would silently misalign the canvas), and
+    ``spacing`` means the TARGET micrometres per pixel, one of
+    ``spacing`` / ``downsample`` / ``level`` at most (none: the slide's
+    own resolution); ``spacing_y`` is refused (the y pixel size follows
+    the slide's).
+    """
+    if like is None:
+        for name, value in (('--downsample', downsample), ('--level', level)):
+            if value is not None:
+                raise InvalidOptionError(f'{name} needs --like SLIDE')
+        missing = [name for name, value in (('--width', width), ('--height', height))
+                   if value is None]
+        if missing:
+            raise InvalidOptionError(
+                f'{" and ".join(missing)} required (or --like SLIDE to take the size '
+                'from a slide)'
+            )
+        return {
+            'width': width,
+            'height': height,
+            'spacing_x': spacing,
+            'spacing_y': spacing_y,
+            'slide_downsample': 1.0,
+        }
+    given = [name for name, value in (('--width', width), ('--height', height))
+             if value is not None]
+    if given:
+        raise InvalidOptionError(
+            f'{" and ".join(given)} cannot be combined with --like (the size comes from '
+            'the slide; use --downsample, --level or --spacing to choose the resolution)'
+        )
+    if spacing_y is not None:
+        raise InvalidOptionError(
+            '--spacing-y cannot be combined with --like (the y pixel size follows the slide)'
+        )
+    chosen = [name for name, value in
+              (('--spacing', spacing), ('--downsample', downsample), ('--level', level))
+              if value is not None]
+    if len(chosen) > 1:
+        raise InvalidOptionError(
+            f'{" and ".join(chosen)} are exclusive with --like: give one resolution'
+        )
+    geometry = read_slide_geometry(like)
+    canvas = canvas_from_slide(geometry, downsample=downsample, level=level, spacing=spacing)
+    return canvas.to_spec_fields()
+
+
+def level_summary(geometry: SlideGeometry) -> Sequence[str]:
+    """One 'L: WxH (downsample)' string per level, for messages."""
+    return [
+        f'{i}: {w}x{h} (x{d:g})'
+        for i, ((w, h), d) in enumerate(zip(geometry.level_dimensions, geometry.level_downsamples))
+    ]
