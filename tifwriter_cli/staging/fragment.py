@@ -94,7 +94,9 @@ class FragmentWriter:
             source_row = len(self._sources)
             self._sources.append(source)
         first = patch.flat[0] if patch.size else 0
-        if patch.size and _is_uniform(patch, first):
+        # An empty patch (one wholly outside the canvas, kept only for its
+        # source record) stores no pixels: HDF5 refuses zero-sized chunks.
+        if not patch.size or _is_uniform(patch, first):
             self._rows.append((x, y, width, height, 1, float(first), source_row))
             return
         number = len(self._rows)

@@ -1,0 +1,502 @@
+"""Stage every patch file of a directory: ``ingest_npy_dir``.
+
+File names carry the patch position. The *pattern* says how::
+
+    tile_{x}_{y}.npy        literal text, {x} and {y} integers (may be negative)
+    *{x}_{y}.npy            '*' is any text (never a '/'); the default
+    slide7/{x}-{y}.npz      with a '/', the pattern matches the path relative
+                            to the directory, so subdirectories are searched
+
+Rules, chosen so that what users actually name files parses one way only:
+
+* ``{x}`` and ``{y}`` must each appear exactly once, separated by literal
+  text; other ``{...}`` fields are refused.
+* A pattern ending in ``.npy`` or ``.npz`` matches both extensions: a .npz
+  holding one array is accepted wherever a .npy is (the content, not the
+  extension, decides how a file is read).
+* After a ``*``, a minus sign belongs to the number only when it does not
+  follow a letter or digit: ``tile-12_34.npy`` reads x=12, ``tile_-12_34.npy``
+  reads x=-12. With the default ``*{x}_{y}.npy`` the *last two* numbers of a
+  name are x and y (``slide3_2048_4096.npy`` -> 2048, 4096).
+* Hidden entries (names starting with '.') are ignored; so are files that do
+  not end in .npy/.npz. A .npy/.npz whose name does not match is reported
+  (warning), not staged; if *no* name matches, that is an error, since the
+  pattern is then surely wrong.
+
+Ingest is idempotent: every staged file is recorded in the staging unit as
+(path relative to the directory, size, mtime_ns). A re-run skips recorded
+files, so a killed or failed ingest is simply run again; a file that changed
+since (new size or mtime) is staged again. Keep the same directory argument
+across runs: the record holds paths relative to it.
+
+Files are processed in sorted order. Every file is checked from its header
+before its data is read (see :mod:`tifwriter_cli.npyfile`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import re
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import InvalidOptionError, PatchError, SourceFileError
+from .spec import CanvasSpec
+
+__all__ = [
+    'DEFAULT_PATTERN',
+    'ON_ERROR_CHOICES',
+    'COORDS_CHOICES',
+    'IngestReport',
+    'NamePattern',
+    'canvas_position',
+    'compile_pattern',
+    'in_shard',
+    'ingest_npy_dir',
+    'parse_shard',
+    'shard_from_environment',
+]
+
+log = logging.getLogger(__name__)
+
+#: Matches ``12_34.npy``, ``tile_12_34.npy``, ``slideA_-512_0.npz``.
+DEFAULT_PATTERN = '*{x}_{y}.npy'
+ON_ERROR_CHOICES = ('stop', 'skip')
+COORDS_CHOICES = ('canvas', 'slide')
+PATCH_EXTENSIONS = ('.npy', '.npz')
+#: Coordinates beyond this are certainly a misparsed name, not a position.
+MAX_COORDINATE = 2**62
+
+_TOKEN_FIELD = 'field'
+_TOKEN_STAR = 'star'
+_TOKEN_TEXT = 'text'
+
+
+# -- file name patterns ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NamePattern:
+    """A compiled file name pattern (see the module docstring)."""
+
+    text: str
+    regex: re.Pattern[str]
+    #: True when the pattern has a '/': it matches relative paths, not names.
+    matches_relpath: bool
+
+    def coordinates(self, relpath: str) -> tuple[int, int] | None:
+        """(x, y) from a '/'-separated relative path, or None if it does not match."""
+        subject = relpath if self.matches_relpath else relpath.rsplit('/', 1)[-1]
+        match = self.regex.fullmatch(subject)
+        if match is None:
+            return None
+        return int(match.group('x')), int(match.group('y'))
+
+
+def compile_pattern(pattern: str) -> NamePattern:
+    """Parse a pattern; :class:`InvalidOptionError` says what is wrong with it."""
+
+    def invalid(why: str) -> InvalidOptionError:
+        return InvalidOptionError(f'pattern {pattern!r}: {why}')
+
+    if not pattern:
+        raise invalid('is empty')
+    if pattern.endswith('/'):
+        raise invalid("must end with a file name, not '/'")
+    if pattern.startswith('/') or '\\' in pattern or '..' in pattern.split('/'):
+        raise invalid("must be relative to the directory, with '/' separators and no '..'")
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(pattern):
+        char = pattern[position]
+        if char == '{':
+            end = pattern.find('}', position)
+            if end < 0:
+                raise invalid("'{' without a closing '}'")
+            name = pattern[position + 1 : end]
+            if name not in ('x', 'y'):
+                raise invalid(f'unknown field {{{name}}} (the fields are {{x}} and {{y}})')
+            if tokens and tokens[-1][0] == _TOKEN_FIELD:
+                raise invalid(f'{{{tokens[-1][1]}}}{{{name}}}: fields must be separated by text')
+            tokens.append((_TOKEN_FIELD, name))
+            position = end + 1
+        elif char == '}':
+            raise invalid("'}' without an opening '{'")
+        elif char == '*':
+            if not tokens or tokens[-1][0] != _TOKEN_STAR:
+                tokens.append((_TOKEN_STAR, '*'))
+            position += 1
+        else:
+            if tokens and tokens[-1][0] == _TOKEN_TEXT:
+                tokens[-1] = (_TOKEN_TEXT, tokens[-1][1] + char)
+            else:
+                tokens.append((_TOKEN_TEXT, char))
+            position += 1
+    fields = [value for kind, value in tokens if kind == _TOKEN_FIELD]
+    for name in ('x', 'y'):
+        if fields.count(name) == 0:
+            raise invalid(f'needs a {{{name}}} field, e.g. tile_{{x}}_{{y}}.npy')
+        if fields.count(name) > 1:
+            raise invalid(f'{{{name}}} appears more than once')
+
+    parts = []
+    for number, (kind, value) in enumerate(tokens):
+        if kind == _TOKEN_TEXT:
+            last = number == len(tokens) - 1
+            if last and value.endswith(PATCH_EXTENSIONS):
+                parts.append(re.escape(value[:-4]) + r'\.np[yz]')
+            else:
+                parts.append(re.escape(value))
+        elif kind == _TOKEN_STAR:
+            # Lazy: the shortest prefix that lets the rest match, so the
+            # fields take whole numbers.
+            parts.append(r'[^/]*?')
+        else:
+            after_star = number > 0 and tokens[number - 1][0] == _TOKEN_STAR
+            if after_star:
+                # The number starts at a number boundary (not inside '1.5'
+                # or '123'); its minus sign counts only when not glued to a
+                # word ('tile-12' is 12).
+                sign = r'(?<![0-9])(?<![0-9]\.)(?:(?<![A-Za-z0-9])-)?'
+            else:
+                sign = '-?'
+            parts.append(f'(?P<{value}>{sign}[0-9]+)')
+    return NamePattern(pattern, re.compile(''.join(parts)), '/' in pattern)
+
+
+# -- shards ---------------------------------------------------------------
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 0 <= I < N."""
+    match = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', text)
+    if match is None:
+        raise InvalidOptionError(
+            f'shard must be I/N (this task\'s index from 0, and the number of tasks), got {text!r}'
+        )
+    index, count = int(match.group(1)), int(match.group(2))
+    return checked_shard((index, count))
+
+
+def checked_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    try:
+        index, count = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise InvalidOptionError(f'shard must be a pair (index, count), got {shard!r}') from None
+    if count < 1 or not 0 <= index < count:
+        raise InvalidOptionError(
+            f'shard {index}/{count}: the index must be 0 to count-1 and count at least 1'
+        )
+    return index, count
+
+
+def shard_from_environment(environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """This task's shard when running as a SLURM array task, else None.
+
+    Uses SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT; the index counts from
+    SLURM_ARRAY_TASK_MIN (``--array=1-10`` gives shards 0..9) in steps of
+    SLURM_ARRAY_TASK_STEP.
+    """
+    env = os.environ if environ is None else environ
+    if 'SLURM_ARRAY_TASK_ID' not in env or 'SLURM_ARRAY_TASK_COUNT' not in env:
+        return None
+    names = ('SLURM_ARRAY_TASK_ID', 'SLURM_ARRAY_TASK_COUNT', 'SLURM_ARRAY_TASK_MIN', 'SLURM_ARRAY_TASK_STEP')
+    try:
+        task_id, count = int(env[names[0]]), int(env[names[1]])
+        minimum = int(env.get(names[2]) or 0)
+        step = int(env.get(names[3]) or 1)
+    except ValueError:
+        values = ', '.join(f'{n}={env.get(n)!r}' for n in names if n in env)
+        raise InvalidOptionError(f'cannot read the SLURM array task from {values}; pass --shard I/N') from None
+    offset = task_id - minimum
+    if step < 1 or offset < 0 or offset % step or not 0 <= offset // step < count:
+        raise InvalidOptionError(
+            f'cannot derive a shard from SLURM array task {task_id} (min {minimum}, step {step}, '
+            f'count {count}): use a plain range (--array=0-{count - 1}) or pass --shard I/N'
+        )
+    return offset // step, count
+
+
+def in_shard(relpath: str, shard: tuple[int, int] | None) -> bool:
+    """Whether a file belongs to ``shard``: a stable hash of its relative path.
+
+    A hash, not the position in the sorted listing, so files added later do
+    not move other files between shards.
+    """
+    if shard is None:
+        return True
+    index, count = shard
+    return zlib.crc32(relpath.encode('utf-8', 'surrogateescape')) % count == index
+
+
+# -- positions ------------------------------------------------------------
+
+
+def canvas_position(x: int, y: int, *, coords: str, spec: CanvasSpec) -> tuple[int, int]:
+    """Canvas pixel of a patch's top-left corner given in ``coords``.
+
+    ``slide``: x, y are slide level-0 pixels; the canvas pixel is
+    floor(x / slide_downsample) (the canvas pixel containing that slide
+    pixel). The patch's pixels themselves are canvas pixels either way.
+    """
+    if coords not in COORDS_CHOICES:
+        raise InvalidOptionError(f'coords must be one of {", ".join(COORDS_CHOICES)}, got {coords!r}')
+    if coords == 'canvas' or spec.slide_downsample == 1.0:
+        return x, y
+    return _slide_to_canvas(x, spec.slide_downsample), _slide_to_canvas(y, spec.slide_downsample)
+
+
+def _slide_to_canvas(value: int, downsample: float) -> int:
+    quotient = value / downsample
+    nearest = round(quotient)
+    # A quotient meant to be integral (4096 / 4.0) may come out a hair off
+    # with downsamples like 0.1 that binary floats cannot hold exactly.
+    if abs(quotient - nearest) <= 1e-6:
+        return int(nearest)
+    return math.floor(quotient)
+
+
+# -- the ingest -----------------------------------------------------------
+
+
+@dataclasses.dataclass
+class IngestReport:
+    """What one :func:`ingest_npy_dir` run did. Counts are files."""
+
+    staging: str
+    directory: str
+    pattern: str
+    shard: tuple[int, int] | None = None
+    #: Files whose name matched the pattern (all shards).
+    matched: int = 0
+    #: Files staged now (including those wholly outside the canvas).
+    staged: int = 0
+    #: Of ``staged``: wholly outside the canvas (recorded, no pixels kept).
+    outside: int = 0
+    skipped_already_staged: int = 0
+    skipped_other_shards: int = 0
+    #: .npy/.npz files whose name does not match the pattern.
+    unmatched: int = 0
+    unmatched_examples: list[str] = dataclasses.field(default_factory=list)
+    #: (relative path, message) of every file that could not be staged.
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: True when ``on_error='stop'`` ended the run at a failure.
+    stopped_early: bool = False
+    #: Bytes of array data read from the staged files.
+    bytes_staged: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data['shard'] = list(self.shard) if self.shard else None
+        data['failures'] = [{'path': p, 'error': m} for p, m in self.failures]
+        data['failed'] = self.failed
+        data['ok'] = self.ok
+        return data
+
+
+def ingest_npy_dir(
+    staging: str | os.PathLike,
+    directory: str | os.PathLike,
+    *,
+    pattern: str = DEFAULT_PATTERN,
+    recursive: bool = False,
+    on_error: str = 'stop',
+    convert: str = 'exact',
+    shard: tuple[int, int] | None = None,
+    coords: str = 'canvas',
+    progress: Callable[[int, int], None] | None = None,
+    publish_every_s: float = 60.0,
+) -> IngestReport:
+    """Stage the patch files of ``directory`` whose names match ``pattern``.
+
+    ``on_error``: ``'stop'`` ends the run at the first bad file (what was
+    staged before stays staged); ``'skip'`` records it and goes on. Either
+    way the failures are in the report (and logged), nothing is raised for
+    them: check :attr:`IngestReport.ok`. Problems with the run itself (bad
+    options, missing directory or staging file, disk full) raise.
+
+    ``shard=(i, n)``: stage only the files of shard i of n (see
+    :func:`in_shard`), for n processes or array tasks sharing the work.
+    ``coords``: ``'canvas'`` or ``'slide'`` (see :func:`canvas_position`).
+    ``progress(done, total)`` is called after each file of this shard.
+    """
+    from .convert import CONVERT_MODES
+    from .staging import open_staging, read_staging
+
+    started = time.monotonic()
+    name_pattern = compile_pattern(pattern)
+    if on_error not in ON_ERROR_CHOICES:
+        raise InvalidOptionError(f'on_error must be one of {", ".join(ON_ERROR_CHOICES)}, got {on_error!r}')
+    if convert not in CONVERT_MODES:
+        raise InvalidOptionError(f'convert must be one of {", ".join(CONVERT_MODES)}, got {convert!r}')
+    if coords not in COORDS_CHOICES:
+        raise InvalidOptionError(f'coords must be one of {", ".join(COORDS_CHOICES)}, got {coords!r}')
+    if shard is not None:
+        shard = checked_shard(shard)
+    root = Path(directory)
+    if not root.exists():
+        raise InvalidOptionError(f'directory {root} does not exist')
+    if not root.is_dir():
+        raise InvalidOptionError(f'{root} is not a directory')
+
+    with read_staging(staging) as snapshot:
+        spec = snapshot.spec
+        already_staged = set(snapshot.sources)
+
+    report = IngestReport(str(staging), str(root), pattern, shard)
+    candidates = _matching_files(root, name_pattern, recursive or name_pattern.matches_relpath, report)
+    report.matched = len(candidates)
+    todo = [c for c in candidates if in_shard(c[0], shard)]
+    report.skipped_other_shards = len(candidates) - len(todo)
+
+    with open_staging(staging, publish_every_s=publish_every_s) as writer:
+        for done, (relpath, x, y) in enumerate(todo, 1):
+            path = root / relpath
+            try:
+                outcome = _stage_file(
+                    writer, path, relpath, x, y, spec=spec, convert=convert,
+                    coords=coords, already_staged=already_staged,
+                )
+            except (SourceFileError, PatchError) as exc:
+                message = _without_path_prefix(str(exc), path)
+                report.failures.append((relpath, message))
+                log.error('%s: %s', path, message)
+                if on_error == 'stop':
+                    report.stopped_early = True
+                    break
+            else:
+                if outcome is None:
+                    report.skipped_already_staged += 1
+                else:
+                    nbytes, inside = outcome
+                    report.staged += 1
+                    report.bytes_staged += nbytes
+                    report.outside += not inside
+            if progress is not None:
+                progress(done, len(todo))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _stage_file(
+    writer: Any,
+    path: Path,
+    relpath: str,
+    x: int,
+    y: int,
+    *,
+    spec: CanvasSpec,
+    convert: str,
+    coords: str,
+    already_staged: set[tuple[str, int, int]],
+) -> tuple[int, bool] | None:
+    """Stage one file: (bytes read, inside the canvas), or None if staged before."""
+    from .npyfile import load_array
+
+    before = _identity(path, relpath)
+    if before in already_staged:
+        return None
+    if abs(x) > MAX_COORDINATE or abs(y) > MAX_COORDINATE:
+        raise SourceFileError(f'{path}: coordinates x={x}, y={y} in the name are out of range')
+    array = load_array(path, spec, convert=convert)
+    if _identity(path, relpath) != before:
+        # Still being written by the job producing it: the record would
+        # not describe what was read. The next run will take it.
+        raise SourceFileError(f'{path}: changed while being read (still being written?)')
+    canvas_x, canvas_y = canvas_position(x, y, coords=coords, spec=spec)
+    # Conversion errors (lossy values) are raised here, before anything is
+    # stored; the writer's own OSErrors (disk full) end the whole run.
+    inside = writer.write(canvas_x, canvas_y, array, convert=convert, source=before)
+    return array.nbytes, inside
+
+
+def _identity(path: Path, relpath: str) -> tuple[str, int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise SourceFileError(f'{path}: cannot read: {exc.strerror or exc}') from None
+    return relpath, st.st_size, st.st_mtime_ns
+
+
+def _matching_files(
+    root: Path, pattern: NamePattern, recursive: bool, report: IngestReport
+) -> list[tuple[str, int, int]]:
+    """Sorted (relpath, x, y) of the files matching; counts the others in ``report``."""
+    found = []
+    unmatched = []
+    subdirectories = 0
+    for relpath, is_dir in _walk(root, recursive):
+        if is_dir:
+            subdirectories += 1
+            continue
+        position = pattern.coordinates(relpath)
+        if position is not None:
+            found.append((relpath, *position))
+        elif relpath.endswith(PATCH_EXTENSIONS):
+            unmatched.append(relpath)
+    report.unmatched = len(unmatched)
+    report.unmatched_examples = unmatched[:5]
+    if unmatched and not found:
+        raise InvalidOptionError(
+            f'no file name in {root} matches pattern {pattern.text!r} '
+            f'({len(unmatched)} .npy/.npz file(s) do not, e.g. {unmatched[0]!r}); '
+            'see --pattern'
+        )
+    if unmatched:
+        log.warning(
+            '%d .npy/.npz file(s) in %s do not match pattern %r and are not staged, e.g. %s',
+            len(unmatched), root, pattern.text, ', '.join(repr(u) for u in unmatched[:3]),
+        )
+    if not found:
+        hint = ''
+        if subdirectories and not recursive:
+            hint = f' ({subdirectories} subdirectories: use recursive / --recursive to search them)'
+        log.warning('no .npy/.npz file in %s%s', root, hint)
+    return sorted(found)
+
+
+def _walk(root: Path, recursive: bool):
+    """(relpath with '/', is_dir) of the visible entries under root, sorted."""
+    stack = ['']
+    while stack:
+        prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(root / prefix if prefix else root), key=lambda e: e.name)
+        except OSError as exc:
+            raise SourceFileError(f'{root / prefix}: cannot list: {exc.strerror or exc}') from None
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith('.'):
+                continue
+            relpath = f'{prefix}{entry.name}'
+            try:
+                is_dir = entry.is_dir()  # follows symlinks; recursion below does not
+                is_file = entry.is_file()
+            except OSError:
+                continue
+            if is_dir:
+                yield relpath, True
+                if recursive and not entry.is_symlink():
+                    subdirs.append(relpath + '/')
+            elif is_file:
+                yield relpath, False
+        stack.extend(reversed(subdirs))
+
+
+def _without_path_prefix(message: str, path: Path) -> str:
+    prefix = f'{path}: '
+    return message[len(prefix):] if message.startswith(prefix) else message
