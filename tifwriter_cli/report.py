@@ -73,7 +73,13 @@ def format_staging_report(r: dict[str, Any]) -> str:
             else ''
         ),
         f"patches       {r['patches']} ({r['uniform_patches']} uniform), "
-        f"{r['source_files']} source file(s) recorded",
+        f"{r['source_files']} source file(s) recorded"
+        + (
+            f", {r['duplicate_source_rows_ignored']} repeated staging(s) of them ignored "
+            '(ingests that ran at once)'
+            if r.get('duplicate_source_rows_ignored')
+            else ''
+        ),
         f"written       {r['written_percent']:.2f} % of the canvas ({r['written_pixels']} px)",
         'bbox          '
         + (

@@ -1,0 +1,169 @@
+"""``tifwriter ingest-npy-dir STAGING DIR``: stage every patch file of a directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import click
+
+from .options import convert_opt, json_opt, show_progress, staging_arg
+
+log = logging.getLogger('tifwriter_cli.cli.ingest')
+
+#: Same as tifwriter_cli.ingest.DEFAULT_PATTERN (not imported: that would
+#: import numpy just to show --help; a test keeps the two equal).
+DEFAULT_PATTERN = '*{x}_{y}.npy'
+
+
+@click.command('ingest-npy-dir')
+@staging_arg
+@click.argument('directory', type=click.Path(path_type=str), metavar='DIR')
+@click.option(
+    '--pattern', default=DEFAULT_PATTERN, show_default=True,
+    help='File names: {x}, {y} integer fields, * any text; a .npy pattern also matches .npz. '
+    "With a '/', matches paths relative to DIR.",
+)
+@click.option('--recursive', is_flag=True, help='Search subdirectories of DIR too.')
+@click.option(
+    '--on-error', type=click.Choice(['stop', 'skip']), default='stop', show_default=True,
+    help='At a bad file, stop (what was staged stays staged), or skip it and go on. '
+    'Either way the exit status is 1 if any file failed.',
+)
+@convert_opt
+@click.option(
+    '--shard', default=None, metavar='I/N|slurm|all',
+    help='Stage only shard I of N (I from 0; split by a hash of the file path) for N '
+    'parallel tasks. Default: the SLURM array task\'s shard inside a SLURM array job, else '
+    'all. "all" disables sharding.',
+)
+@click.option(
+    '--coords', type=click.Choice(['canvas', 'slide']), default='canvas', show_default=True,
+    help='canvas: x, y in names are canvas pixels; slide: slide level-0 pixels, divided by '
+    'the canvas downsample (floor).',
+)
+@json_opt
+@click.pass_context
+def command(
+    ctx: click.Context,
+    staging: str,
+    directory: str,
+    pattern: str,
+    recursive: bool,
+    on_error: str,
+    convert: str,
+    shard: str | None,
+    coords: str,
+    as_json: bool,
+) -> None:
+    """Stage the .npy/.npz files of DIR whose names give their position.
+
+    Idempotent: files already staged (same path, size and mtime) are skipped,
+    so an interrupted or failed run is simply run again. Any number of runs
+    may go on at once, on shards of DIR or even on the same files.
+
+    \b
+    Exit status: 0 when every file was staged or already staged (also when
+    there was nothing new), 1 when any file failed, 2 for bad options.
+
+    \b
+    Examples:
+      tifwriter ingest-npy-dir mask.h5 preds/ --pattern 'tile_{x}_{y}.npy'
+      tifwriter ingest-npy-dir mask.h5 preds/ --shard 3/8     # task 3 of 8
+    """
+    from ..ingest import ingest_npy_dir
+
+    resolved_shard = _resolve_shard(shard)
+    with _progress_bar(ctx) as progress:
+        report = ingest_npy_dir(
+            staging,
+            directory,
+            pattern=pattern,
+            recursive=recursive,
+            on_error=on_error,
+            convert=convert,
+            shard=resolved_shard,
+            coords=coords,
+            progress=progress,
+        )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(format_summary(report))
+    if not report.ok:
+        # Each failure was logged as an error line naming its file.
+        ctx.exit(1)
+
+
+def _resolve_shard(text: str | None) -> tuple[int, int] | None:
+    from ..errors import InvalidOptionError
+    from ..ingest import parse_shard, shard_from_environment
+
+    if text is not None and text.strip().lower() == 'all':
+        return None
+    if text is not None and text.strip().lower() != 'slurm':
+        return parse_shard(text)
+    shard = shard_from_environment()
+    if shard is None and text is not None:
+        raise InvalidOptionError(
+            '--shard slurm: not in a SLURM array job (SLURM_ARRAY_TASK_ID and '
+            'SLURM_ARRAY_TASK_COUNT are not set)'
+        )
+    if shard is not None:
+        log.info(
+            'SLURM array task: staging shard %d/%d (--shard all stages every file)', *shard
+        )
+    return shard
+
+
+class _progress_bar:
+    """A tqdm bar on a terminal; a no-op callback elsewhere."""
+
+    def __init__(self, ctx: click.Context):
+        self._enabled = show_progress(ctx)
+        self._bar: Any = None
+
+    def __enter__(self):
+        if not self._enabled:
+            return None
+        return self._update
+
+    def _update(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit='file', leave=False)
+        self._bar.update(done - self._bar.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def format_summary(report: Any) -> str:
+    """One line: what was staged, skipped, failed; volume and rate."""
+    counts = [
+        f'{report.staged} staged',
+        f'{report.skipped_already_staged} already staged',
+        f'{report.failed} failed',
+    ]
+    if report.outside:
+        counts.append(f'{report.outside} of the staged wholly outside the canvas')
+    if report.shard is not None:
+        counts.append(
+            f'shard {report.shard[0]}/{report.shard[1]} '
+            f'({report.skipped_other_shards} file(s) left to other shards)'
+        )
+    if report.unmatched:
+        counts.append(f'{report.unmatched} not matching the pattern')
+    megabytes = report.bytes_staged / 1e6
+    # A rate over a fraction of a second says nothing.
+    rate = f', {megabytes / report.seconds:.0f} MB/s' if report.seconds >= 0.5 and report.staged else ''
+    line = (
+        f'{report.directory} -> {report.staging}: {", ".join(counts)} '
+        f'({megabytes:.1f} MB in {report.seconds:.1f} s{rate})'
+    )
+    if report.stopped_early:
+        line += '; stopped at the first bad file (--on-error skip goes on past bad files)'
+    return line
