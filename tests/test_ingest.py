@@ -210,6 +210,7 @@ def no_data_reads(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError('array data was read although the header should have been refused')
 
+    monkeypatch.setattr(npyfile, '_read_data', forbidden)
     monkeypatch.setattr(npyfile.npy_format, 'read_array', forbidden)
 
 
@@ -289,7 +290,9 @@ def test_npz_with_one_array_plain_and_compressed(tmp_path):
     numpy.savez(tmp_path / 'plain.npz', array)
     numpy.savez_compressed(tmp_path / 'small.npz', prediction=array)
     numpy.save(tmp_path / 'fortran.npy', numpy.asfortranarray(array))
-    for name in ('plain.npz', 'small.npz', 'fortran.npy'):
+    numpy.save(tmp_path / 'bigendian.npy', array.astype('>u2'))
+    numpy.savez(tmp_path / 'fortran.npz', numpy.asfortranarray(array))
+    for name in ('plain.npz', 'small.npz', 'fortran.npy', 'bigendian.npy', 'fortran.npz'):
         loaded = npyfile.load_array(tmp_path / name, CanvasSpec(width=9, height=9, dtype='uint16'))
         numpy.testing.assert_array_equal(loaded, array)
 

@@ -12,7 +12,9 @@ Accepted files:
 * ``.npz`` (``numpy.savez`` / ``savez_compressed``) holding exactly one such
   array.
 
-The format is recognised by the file's first bytes, not its extension.
+The format is recognised by the file's first bytes, not its extension. The
+header is parsed once, with numpy's own parser; the data is then read
+straight into an array of the checked dtype.
 Every failure raises :class:`~tifwriter_cli.errors.SourceFileError` (or
 :class:`~tifwriter_cli.errors.PatchError` when the array does not fit the
 canvas) with a message naming the file.
@@ -20,12 +22,14 @@ canvas) with a message naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import math
 import os
 import zipfile
 import zlib
-from typing import IO
+from typing import IO, Iterator
 
 import numpy
 import numpy.lib.format as npy_format
@@ -76,22 +80,8 @@ def read_header(path: str | os.PathLike) -> ArrayHeader:
 
     Reads a few hundred bytes at most; never the array data.
     """
-    try:
-        with open(path, 'rb') as fh:
-            magic = fh.read(6)
-            if magic == NPY_MAGIC:
-                fh.seek(0)
-                file_size = os.fstat(fh.fileno()).st_size
-                return _parse_npy_header(fh, path, stream_size=file_size, member=None)
-    except OSError as exc:
-        raise SourceFileError(f'{path}: cannot read: {exc.strerror or exc}') from None
-    if magic[:4] == ZIP_MAGIC:
-        return _read_npz_header(path)
-    if magic[:4] == EMPTY_ZIP_MAGIC:
-        raise SourceFileError(f'{path}: .npz file holds no array')
-    if not magic:
-        raise SourceFileError(f'{path}: file is empty')
-    raise SourceFileError(f'{path}: not a .npy or .npz file (starts with {magic!r})')
+    with _array_stream(path) as (header, _):
+        return header
 
 
 def check_header(
@@ -163,40 +153,76 @@ def load_array(
 ) -> numpy.ndarray:
     """The array of a .npy / single-array .npz file, checked before it is read.
 
-    See :func:`check_header` for what is refused; the data is then read with
-    ``allow_pickle=False``. Value conversion to the canvas dtype is not done
-    here (see :func:`tifwriter_cli.convert.as_canvas_patch`).
+    See :func:`check_header` for what is refused. The data is then read
+    straight into an array of the checked dtype (nothing is ever unpickled).
+    Value conversion to the canvas dtype is not done here (see
+    :func:`tifwriter_cli.convert.as_canvas_patch`).
     """
-    header = read_header(path)
-    check_header(header, spec, path=path, convert=convert, max_bytes=max_bytes)
+    with _array_stream(path) as (header, stream):
+        check_header(header, spec, path=path, convert=convert, max_bytes=max_bytes)
+        try:
+            array = _read_data(stream, header)
+        except OSError as exc:
+            raise SourceFileError(f'{path}: cannot read: {exc.strerror or exc}') from None
+        except (zipfile.BadZipFile, zlib.error) as exc:
+            raise SourceFileError(f'{path}: damaged .npz data: {_first_line(exc)}') from None
+    if array is None:
+        # The header was checked against the file size: it shrank since.
+        raise SourceFileError(f'{path}: changed while being read (fewer bytes than declared)')
+    return array
+
+
+@contextlib.contextmanager
+def _array_stream(path: str | os.PathLike) -> Iterator[tuple[ArrayHeader, IO[bytes]]]:
+    """(header, stream positioned at the array data) of a .npy or single-array .npz."""
     try:
-        if header.npz_member is None:
-            with open(path, 'rb') as fh:
-                array = npy_format.read_array(
-                    fh, allow_pickle=False, max_header_size=MAX_HEADER_SIZE
-                )
-        else:
-            with zipfile.ZipFile(path) as archive, archive.open(header.npz_member) as member:
-                array = npy_format.read_array(
-                    member, allow_pickle=False, max_header_size=MAX_HEADER_SIZE
-                )
+        with open(path, 'rb') as fh:
+            magic = fh.read(len(NPY_MAGIC))
+            if magic == NPY_MAGIC:
+                size = os.fstat(fh.fileno()).st_size
+                yield _parse_npy_header(fh, path, stream_size=size, member=None), fh
+                return
+            if magic[:4] == ZIP_MAGIC:
+                fh.seek(0)
+                with zipfile.ZipFile(fh) as archive:
+                    info = _single_member(archive, path)
+                    with archive.open(info) as member:
+                        if member.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                            raise SourceFileError(f'{path}: member {info.filename} is not a .npy array')
+                        header = _parse_npy_header(
+                            member, path, stream_size=info.file_size, member=info.filename
+                        )
+                        yield header, member
+                        return
+    except (zipfile.BadZipFile, zlib.error) as exc:
+        raise SourceFileError(f'{path}: damaged .npz (zip) file: {_first_line(exc)}') from None
     except OSError as exc:
         raise SourceFileError(f'{path}: cannot read: {exc.strerror or exc}') from None
-    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        # The file changed after its header was checked, or the compressed
-        # stream is damaged.
-        raise SourceFileError(f'{path}: damaged array data: {_first_line(exc)}') from None
-    if array.shape != header.shape or array.dtype != header.dtype:
-        raise SourceFileError(f'{path}: changed while being read')
-    return array
+    if magic[:4] == EMPTY_ZIP_MAGIC:
+        raise SourceFileError(f'{path}: .npz file holds no array')
+    if not magic:
+        raise SourceFileError(f'{path}: file is empty')
+    raise SourceFileError(f'{path}: not a .npy or .npz file (starts with {magic!r})')
+
+
+def _single_member(archive: zipfile.ZipFile, path: str | os.PathLike) -> zipfile.ZipInfo:
+    members = [info for info in archive.infolist() if not info.is_dir()]
+    if len(members) != 1:
+        names = ', '.join(info.filename for info in members[:5])
+        raise SourceFileError(
+            f'{path}: a .npz must hold exactly one array, this one holds '
+            f'{len(members)}' + (f' ({names})' if names else '')
+        )
+    return members[0]
 
 
 def _parse_npy_header(
     fh: IO[bytes], path: str | os.PathLike, *, stream_size: int, member: str | None
 ) -> ArrayHeader:
+    """Parse the header after the magic prefix, which the caller has read."""
     where = f'{path}' if member is None else f'{path} (member {member})'
     try:
-        version = npy_format.read_magic(fh)
+        version = tuple(fh.read(2))
         if version == (1, 0):
             shape, fortran_order, dtype = npy_format.read_array_header_1_0(
                 fh, max_header_size=MAX_HEADER_SIZE
@@ -212,11 +238,12 @@ def _parse_npy_header(
         offset = fh.tell()
     except SourceFileError:
         raise
+    except (zipfile.BadZipFile, zlib.error, OSError):
+        raise
     except Exception as exc:
         # Untrusted bytes through numpy's header parser (literal_eval, and
         # tokenize for Python-2 era headers) fail in many ways; all of them
         # mean the same thing here.
-
         raise SourceFileError(f'{where}: damaged .npy header: {_first_line(exc)}') from None
     return ArrayHeader(
         shape=tuple(shape),
@@ -227,30 +254,27 @@ def _parse_npy_header(
     )
 
 
-def _read_npz_header(path: str | os.PathLike) -> ArrayHeader:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = [info for info in archive.infolist() if not info.is_dir()]
-            if len(members) != 1:
-                names = ', '.join(info.filename for info in members[:5])
-                raise SourceFileError(
-                    f'{path}: a .npz must hold exactly one array, this one holds '
-                    f'{len(members)}' + (f' ({names})' if names else '')
-                )
-            info = members[0]
-            with archive.open(info) as member:
-                if member.read(6) != NPY_MAGIC:
-                    raise SourceFileError(f'{path}: member {info.filename} is not a .npy array')
-            # Reopened rather than seek(0): seeking a compressed member rewinds
-            # by decompressing from the start anyway.
-            with archive.open(info) as member:
-                return _parse_npy_header(
-                    member, path, stream_size=info.file_size, member=info.filename
-                )
-    except (zipfile.BadZipFile, zlib.error) as exc:
-        raise SourceFileError(f'{path}: damaged .npz (zip) file: {_first_line(exc)}') from None
-    except OSError as exc:
-        raise SourceFileError(f'{path}: cannot read: {exc.strerror or exc}') from None
+def _read_data(stream: IO[bytes], header: ArrayHeader) -> numpy.ndarray | None:
+    """The checked header's array from ``stream``; None if the data is short."""
+    count = math.prod(header.shape)
+    if isinstance(stream, io.BufferedReader):
+        # A real file: fromfile reads straight into the new array.
+        flat = numpy.fromfile(stream, dtype=header.dtype, count=count)
+        if flat.size != count:
+            return None
+    else:
+        buffer = bytearray(header.data_bytes)
+        view = memoryview(buffer)
+        got = 0
+        while got < len(buffer):
+            n = stream.readinto(view[got:])
+            if not n:
+                return None
+            got += n
+        flat = numpy.frombuffer(buffer, dtype=header.dtype)
+    if header.fortran_order:
+        return flat.reshape(header.shape[::-1]).transpose()
+    return flat.reshape(header.shape)
 
 
 def _first_line(exc: BaseException) -> str:
