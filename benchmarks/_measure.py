@@ -16,6 +16,10 @@ What is measured, and why this way:
   overstates a forking step a little. A peak shorter than the sampling
   interval can be missed.
 
+* **other CPU**: CPU seconds the whole machine spent during the step
+  (``/proc/stat``) minus the step's own and this sampler's: what other work
+  on the machine took from the step. Near 0 on an idle machine.
+
 A step can report inner timings (the codec floor reports its encode-only
 wall time) by printing one line ``BENCH_RESULT {json}`` on stdout.
 """
@@ -50,6 +54,7 @@ class Measurement:
     peak_anon_bytes: int
     peak_processes: int
     samples: int
+    other_cpu_s: float | None
     stdout: str
     stderr: str
     reported: dict[str, Any]
@@ -73,6 +78,7 @@ class Measurement:
             'peak_anon_bytes': self.peak_anon_bytes,
             'peak_processes': self.peak_processes,
             'samples': self.samples,
+            'other_cpu_s': None if self.other_cpu_s is None else round(self.other_cpu_s, 3),
             'reported': self.reported,
             'stderr_tail': self.stderr[-2000:] if self.returncode else '',
         }
@@ -127,6 +133,19 @@ def sample_tree_anon(root: int) -> tuple[int, int]:
     return sum(_rss_anon_bytes(pid) for pid in pids), len(pids)
 
 
+def machine_busy_s() -> float | None:
+    """CPU seconds all cores have spent busy since boot (/proc/stat)."""
+    try:
+        with open('/proc/stat', 'rb') as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    # cpu user nice system idle iowait irq softirq steal ...
+    values = [int(v) for v in fields[1:]]
+    busy = sum(values[:3]) + sum(values[5:8])
+    return busy / os.sysconf('SC_CLK_TCK')
+
+
 def run_measured(
     argv: Sequence[str | os.PathLike],
     *,
@@ -140,6 +159,7 @@ def run_measured(
     # Output to files, not pipes: a chatty child must never block on a full
     # pipe while we are busy sampling.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        busy0, own0 = machine_busy_s(), time.process_time()
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
         peak, peak_procs, samples = 0, 0, 0
@@ -174,6 +194,7 @@ def run_measured(
             if pidfd is not None:
                 os.close(pidfd)
         wall = time.perf_counter() - start
+        busy1, own1 = machine_busy_s(), time.process_time()
         # We reaped the child ourselves (wait4 gives the tree's rusage,
         # Popen.wait would not): tell Popen so it does not wait again.
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -181,6 +202,10 @@ def run_measured(
         err.seek(0)
         stdout = out.read().decode(errors='replace')
         stderr = err.read().decode(errors='replace')
+    other = None
+    if busy0 is not None and busy1 is not None:
+        tree = rusage.ru_utime + rusage.ru_stime
+        other = max(0.0, (busy1 - busy0) - tree - (own1 - own0))
     reported: dict[str, Any] = {}
     for line in stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
@@ -194,6 +219,7 @@ def run_measured(
         peak_anon_bytes=peak,
         peak_processes=peak_procs,
         samples=samples,
+        other_cpu_s=other,
         stdout=stdout,
         stderr=stderr,
         reported=reported,

@@ -211,7 +211,8 @@ class Runner:
                 result.output_bytes = path_size(output)
             self.log(
                 f'{case}: {step}: {result.wall_s:.2f} s wall, {result.cpu_s:.2f} s CPU, '
-                f'{measurement.peak_anon_bytes / MiB:.0f} MiB peak anon'
+                f'{measurement.peak_anon_bytes / MiB:.0f} MiB peak anon, '
+                f'{measurement.other_cpu_s or 0:.2f} s CPU taken by other processes'
             )
         else:
             tail = measurement.stderr.strip().splitlines()[-8:]
@@ -503,6 +504,23 @@ class Runner:
             value = entry.get('median_s') if entry else None
             self.target(f'tifwriter {label}: median wall incl. start-up', value, limit, unit=' s')
 
+    def note_interference(self) -> None:
+        """Say which steps shared the machine with other work (and how much)."""
+        cores = os.cpu_count() or 1
+        disturbed = []
+        for r in self.results:
+            m = r.measurement
+            if m is None or not m.ok or m.other_cpu_s is None:
+                continue
+            share = m.other_cpu_s / (m.wall_s * cores)
+            if share > 0.05:
+                disturbed.append(f'{r.case} {r.step} {share:.0%}')
+        if disturbed:
+            self.note(
+                'other processes took CPU during these steps (share of all cores): '
+                + ', '.join(disturbed) + ' - their timings are pessimistic; rerun on an idle machine'
+            )
+
     # -- output --------------------------------------------------------------
     def machine(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -628,6 +646,7 @@ class Runner:
         if 'scale160k' in self.args.cases:
             self.run_scale()
         self.compute()
+        self.note_interference()
         took = time.perf_counter() - t0
         self.print_report()
         self.write_files(machine, started, took)
