@@ -168,10 +168,15 @@ def reader_problems(
             problems[reader].append(
                 f'{channels} MinIsBlack samples (OpenSlide shows only the first channel, as grey)'
             )
-    if photometric == MINISBLACK and channels > 1:
-        # Verified with OpenSlide 4.0.1: the partial tiles at the right edge
-        # of such a level read as white (3.4.1 reads them correctly).
-        problems['openslide_4'].append('edge tiles of multi-sample MinIsBlack images read wrong')
+    if photometric == MINISBLACK and (channels > 1 or dtype.itemsize > 1):
+        # Verified with OpenSlide 4.0.1 (openslide-bin): in grey images of
+        # more than one byte per pixel (16-bit, or several samples) the
+        # partial tiles at the right edge of a level read wrong; 3.4.1 with
+        # Debian's libtiff reads them correctly, and so does RGB(A).
+        problems['openslide_4'].append(
+            'right-edge partial tiles of grey images with more than 8 bits per pixel read wrong '
+            '(OpenSlide 4.0.1)'
+        )
     return problems
 
 

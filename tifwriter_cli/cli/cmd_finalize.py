@@ -1,0 +1,102 @@
+"""``tifwriter finalize STAGING OUT.tif``: write the pyramidal TIFF."""
+
+from __future__ import annotations
+
+import click
+
+from .options import overwrite_opt, show_progress, staging_arg, workers_opt
+
+# Kept here (not imported from the library) so --help never imports numpy.
+COMPRESSION_CHOICES = 'none|lzw|jpeg|deflate|zstd'
+RESAMPLING_CHOICES = 'nearest|mode|mean|max|min'
+
+
+@click.command('finalize')
+@staging_arg
+@click.argument('out', type=click.Path(dir_okay=False, path_type=str), metavar='OUT.tif')
+@click.option(
+    '--compression',
+    metavar=f'[{COMPRESSION_CHOICES}]',
+    default=None,
+    help='Tile compression. Default from the canvas kind: lzw for labels and '
+    'probabilities; jpeg for uint8 images with 1 or 3 channels, else lzw. '
+    'deflate is written as code 32946 (ASAP refuses 8); zstd is not read by ASAP.',
+)
+@click.option(
+    '--quality',
+    type=int,
+    default=90,
+    show_default=True,
+    help='JPEG quality, 1-100 (jpeg only).',
+)
+@click.option(
+    '--resampling',
+    metavar=f'[{RESAMPLING_CHOICES}]',
+    default=None,
+    help='How each lower level is made from 2x2 blocks. Default: mode for labels '
+    '(majority; only existing labels), mean for the rest.',
+)
+@workers_opt
+@overwrite_opt
+@click.option('--force', is_flag=True, help='Allow jpeg on labels (lossy: invents labels).')
+@click.option(
+    '--engine',
+    metavar='[native|asap]',
+    default='native',
+    show_default=True,
+    help="Writer: ours, or ASAP's multiresolutionimageinterface when installed.",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    staging: str,
+    out: str,
+    compression: str | None,
+    quality: int,
+    resampling: str | None,
+    workers: int | None,
+    overwrite: bool,
+    force: bool,
+    engine: str,
+) -> None:
+    """Write OUT.tif, a tiled pyramidal BigTIFF, from the staging file STAGING.
+
+    Reads a snapshot of what is published now: writers may continue, but
+    patches published after finalize starts are not included. STAGING is
+    only read; OUT appears complete or not at all.
+    """
+    from ..finalize import finalize
+
+    report = finalize(
+        staging,
+        out,
+        compression=compression,
+        quality=quality,
+        resampling=resampling,
+        workers=workers,
+        overwrite=overwrite,
+        progress=show_progress(ctx),
+        force=force,
+        engine=engine,
+    )
+    if report.patches is not None:
+        click.echo(
+            f'tifwriter: took {report.patches} patch(es) from {report.fragments} fragment(s) '
+            '(writers may continue; patches published after this point are not included)',
+            err=True,
+        )
+    smallest = report.levels[-1]
+    click.echo(
+        f'wrote {report.out}: {report.width} x {report.height} px, {len(report.levels)} level(s) '
+        f'down to {smallest[0]} x {smallest[1]}, {report.compression}, '
+        f'{_size(report.file_bytes)}, {report.tiles_written} tiles '
+        f'({report.tiles_stored} stored) in {report.seconds:.1f} s'
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ('B', 'KB', 'MB', 'GB', 'TB'):
+        if n < 1000 or unit == 'TB':
+            return f'{n:.0f} {unit}' if unit == 'B' else f'{n:.1f} {unit}'
+        n /= 1000
+    return f'{n} B'

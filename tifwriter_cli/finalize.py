@@ -1,0 +1,293 @@
+"""``finalize``: write the pyramidal TIFF of a staged (or in-memory) canvas.
+
+Everything that can be checked is checked before any work starts (the
+output path, every option, their combination with the canvas); the TIFF is
+written to a temp file beside OUT and renamed at the end, so any failure,
+Ctrl-C included, leaves nothing at OUT. The staging file is only read.
+
+Defaults follow the canvas kind:
+
+===========  ==========  ==========================================
+kind         resampling  compression
+===========  ==========  ==========================================
+labels       mode        lzw
+probability  mean        lzw
+image        mean        jpeg (quality 90) for uint8 with 1 or 3
+                         channels, else lzw
+===========  ==========  ==========================================
+
+JPEG on labels is refused unless ``force`` (lossy codecs invent labels at
+class borders). Combinations that a reader cannot open (float32 or uint32
+in OpenSlide, zstd in ASAP, ...) are written, with a logged warning naming
+the reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_output, check_output_path
+from .errors import InvalidOptionError
+from .spec import CanvasSpec
+
+__all__ = ['FinalizeReport', 'finalize', 'default_options']
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class FinalizeReport:
+    """What finalize wrote."""
+
+    out: Path
+    engine: str
+    #: (width, height, tile size) per level, level 0 first.
+    levels: list[tuple[int, int, int]]
+    compression: str
+    quality: int | None
+    resampling: str
+    file_bytes: int
+    tiles_written: int
+    tiles_stored: int
+    seconds: float
+    warnings: list[str]
+    #: What the staging snapshot held (None for in-memory sources).
+    fragments: int | None = None
+    patches: int | None = None
+
+    @property
+    def width(self) -> int:
+        return self.levels[0][0]
+
+    @property
+    def height(self) -> int:
+        return self.levels[0][1]
+
+
+def default_options(spec: CanvasSpec) -> tuple[str, str]:
+    """(compression, resampling) chosen from the canvas kind and pixel type."""
+    if spec.kind == 'labels':
+        return 'lzw', 'mode'
+    if spec.kind == 'probability':
+        return 'lzw', 'mean'
+    if spec.dtype == 'uint8' and spec.channels in (1, 3):
+        return 'jpeg', 'mean'
+    return 'lzw', 'mean'
+
+
+def finalize(
+    staging: str | os.PathLike | Any,
+    out: str | os.PathLike,
+    *,
+    compression: str | None = None,
+    quality: int = 90,
+    resampling: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    force: bool = False,
+    engine: str = 'native',
+) -> FinalizeReport:
+    """Write the pyramidal TIFF ``out`` from a staging file (path) or a source.
+
+    ``staging`` is a staging-file path, or any object with ``.spec`` and
+    ``.read_region(x, y, width, height)`` (e.g.
+    :class:`tifwriter_cli.sources.ArraySource`). ``compression`` and
+    ``resampling`` default from the canvas kind (module docstring).
+    """
+    from .engines import get_engine
+    from .tiff.codecs import COMPRESSIONS
+    from .tiff.pyramid import RESAMPLING_METHODS
+
+    started = time.monotonic()
+    # -- options on their own --------------------------------------------
+    if compression is not None:
+        compression = str(compression).lower()
+        if compression not in COMPRESSIONS:
+            raise InvalidOptionError(
+                f'compression must be one of {", ".join(COMPRESSIONS)}, got {compression!r}'
+            )
+    if resampling is not None:
+        resampling = str(resampling).lower()
+        if resampling not in RESAMPLING_METHODS:
+            raise InvalidOptionError(
+                f'resampling must be one of {", ".join(RESAMPLING_METHODS)}, got {resampling!r}'
+            )
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise InvalidOptionError(f'quality must be an integer from 1 to 100, got {quality!r}')
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidOptionError(f'workers must be a positive integer, got {workers!r}')
+    out_path = check_output_path(out, overwrite=overwrite)
+    writer_engine = get_engine(engine)
+
+    # -- the source ----------------------------------------------------------
+    opened = None
+    if isinstance(staging, (str, os.PathLike)):
+        from .staging import read_staging
+
+        staging_path = Path(staging)
+        if staging_path.exists() and out_path.exists() and os.path.samefile(staging_path, out_path):
+            raise InvalidOptionError(f'{out_path} is the staging file itself; choose another output')
+        opened = source = read_staging(staging_path)
+    else:
+        source = staging
+        if not hasattr(source, 'spec') or not hasattr(source, 'read_region'):
+            raise InvalidOptionError(
+                'staging must be a path or an object with .spec and .read_region()'
+            )
+    try:
+        return _finalize_source(
+            source,
+            out_path,
+            engine=writer_engine,
+            compression=compression,
+            quality=quality,
+            resampling=resampling,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+            force=force,
+            started=started,
+        )
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _finalize_source(
+    source: Any,
+    out_path: Path,
+    *,
+    engine: Any,
+    compression: str | None,
+    quality: int,
+    resampling: str | None,
+    workers: int,
+    overwrite: bool,
+    progress: bool,
+    force: bool,
+    started: float,
+) -> FinalizeReport:
+    from . import __version__
+    from .engines import WriteOptions
+    from .tiff.codecs import check_compression, photometric_for, reader_problems, COMPRESSION_TAGS
+    from .tiff.metadata import provenance_description
+    from .tiff.plan import plan_pyramid
+
+    spec: CanvasSpec = source.spec
+    default_compression, default_resampling = default_options(spec)
+    compression = compression or default_compression
+    resampling = resampling or engine.default_resampling(default_resampling)
+    check_compression(compression, dtype=spec.dtype, channels=spec.channels)
+    if compression not in engine.compressions:
+        raise InvalidOptionError(
+            f'the {engine.name} engine writes compression {", ".join(engine.compressions)}, '
+            f'not {compression}'
+        )
+    if resampling not in engine.resamplings:
+        raise InvalidOptionError(
+            f'the {engine.name} engine resamples with {", ".join(engine.resamplings)}, '
+            f'not {resampling}'
+        )
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        log.warning('%s', message)
+
+    if compression == 'jpeg' and spec.kind == 'labels':
+        if not force:
+            raise InvalidOptionError(
+                'jpeg is lossy and would invent labels at class borders; use lzw or '
+                'deflate (or --force to write it anyway)'
+            )
+        warn('jpeg on labels (forced): values near class borders will be wrong')
+    if resampling == 'mean' and spec.kind == 'labels':
+        warn('mean resampling on labels creates values that are not labels in the lower levels')
+    photometric, _ = photometric_for(spec.channels, compression)
+    problems = reader_problems(
+        compression_tag=COMPRESSION_TAGS[compression],
+        dtype=spec.dtype,
+        channels=spec.channels,
+        photometric=photometric,
+    )
+    for reader, reasons in problems.items():
+        if reasons:
+            warn(f'{_READER_NAMES[reader]} will not read this file correctly: {"; ".join(reasons)}')
+
+    fragments = len(getattr(source, 'fragment_paths', ())) if hasattr(source, 'fragment_paths') else None
+    patches = len(source.patches) if hasattr(source, 'patches') else None
+    if fragments is not None:
+        log.info(
+            'snapshot: %d patches from %d fragments (writers may continue; patches published '
+            'after this point are not included)',
+            patches or 0,
+            fragments,
+        )
+
+    levels = plan_pyramid(spec.width, spec.height, spec.tile_size)
+    if min(spec.width, spec.height) < 16:
+        log.info('canvas under 16 px on a side: written with a padded 16-px tile')
+    options = WriteOptions(
+        spec=spec,
+        levels=tuple(levels),
+        compression=compression,
+        quality=quality,
+        resampling=resampling,
+        workers=workers,
+        description=provenance_description(
+            spec,
+            version=__version__,
+            resampling=resampling,
+            compression=compression,
+            engine=engine.name,
+        ),
+        software=f'tifwriter {__version__}',
+        progress=progress,
+    )
+    with atomic_output(out_path, overwrite=overwrite) as tmp:
+        result = engine.write(source, tmp, options)
+        file_bytes = tmp.stat().st_size
+        # The temp file is created 0600; a slide image is meant to be shared
+        # like any file the user writes, so give it the umask's permissions.
+        os.chmod(tmp, 0o666 & ~_current_umask())
+    seconds = time.monotonic() - started
+    log.info(
+        'wrote %s: %d levels, %d tiles (%d stored) in %.1f s',
+        out_path,
+        len(result.levels),
+        result.tiles_written,
+        result.tiles_stored,
+        seconds,
+    )
+    return FinalizeReport(
+        out=out_path,
+        engine=engine.name,
+        levels=result.levels,
+        compression=compression,
+        quality=quality if compression == 'jpeg' else None,
+        resampling=resampling,
+        file_bytes=file_bytes,
+        tiles_written=result.tiles_written,
+        tiles_stored=result.tiles_stored,
+        seconds=seconds,
+        warnings=warnings,
+        fragments=fragments,
+        patches=patches,
+    )
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_READER_NAMES = {'asap': 'ASAP', 'openslide_3.4': 'OpenSlide 3.4', 'openslide_4': 'OpenSlide 4'}

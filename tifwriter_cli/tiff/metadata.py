@@ -1,0 +1,114 @@
+"""What our TIFFs say about themselves: provenance text and display range.
+
+ImageDescription (level 0) carries the provenance as one line of
+``key=value`` fields separated by ``'; '``, after the tool name::
+
+    tifwriter 0.1.0; kind=labels; dtype=uint8; channels=1; merge=overwrite;
+    resampling=mode; compression=lzw; fill=0; spacing_um=0.25,0.25
+
+It must never contain ``xml``, ``XML`` or ``DICOM`` (ASAP's TIFF reader
+declines such files): values come from fixed vocabularies and numbers, and
+:func:`provenance_description` refuses anything else as a safeguard.
+
+SMinSampleValue / SMaxSampleValue (per channel, level 0) are a display
+range hint (ASAP uses them; otherwise it assumes 0..255):
+
+* labels with an integer dtype: 0 .. the largest label present (at least 1,
+  so an empty mask still has a non-empty range);
+* other integer data: the dtype's full range (uint8 0..255, uint16
+  0..65535, ...), since probabilities/images are scaled to it;
+* float32 (any kind): the observed minimum .. maximum, NaN ignored; 0..1
+  when there are no numbers; max = min + 1 when all values are equal.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Sequence
+
+import numpy
+
+from ..spec import CanvasSpec
+
+__all__ = [
+    'FORBIDDEN_DESCRIPTION_WORDS',
+    'needs_sample_stats',
+    'parse_description',
+    'provenance_description',
+    'sample_range_hint',
+]
+
+FORBIDDEN_DESCRIPTION_WORDS = ('xml', 'XML', 'DICOM')
+_PREFIX = 'tifwriter '
+
+
+def provenance_description(
+    spec: CanvasSpec, *, version: str, resampling: str, compression: str, engine: str = 'native'
+) -> str:
+    fields: dict[str, Any] = {
+        'kind': spec.kind,
+        'dtype': spec.dtype,
+        'channels': spec.channels,
+        'merge': spec.merge,
+        'resampling': resampling,
+        'compression': compression,
+        'fill': format(spec.fill, 'g'),
+        'spacing_um': (
+            f'{spec.spacing_x:.9g},{spec.spacing_y:.9g}' if spec.spacing_x is not None else 'unknown'
+        ),
+        'slide_downsample': format(spec.slide_downsample, 'g'),
+        'engine': engine,
+    }
+    text = _PREFIX + version + ''.join(f'; {key}={value}' for key, value in fields.items())
+    for word in FORBIDDEN_DESCRIPTION_WORDS:
+        if word.lower() in text.lower():
+            raise ValueError(f'provenance text would contain {word!r}, which ASAP refuses: {text}')
+    if not re.fullmatch(r'[ -~]*', text):
+        raise ValueError(f'provenance text is not printable ASCII: {text!r}')
+    return text
+
+
+def parse_description(text: str | None) -> dict[str, str] | None:
+    """Our provenance fields (plus 'tool'), or None for someone else's text."""
+    if not text or not text.startswith(_PREFIX):
+        return None
+    parts = text.split('; ')
+    parsed = {'tool': parts[0]}
+    for part in parts[1:]:
+        key, sep, value = part.partition('=')
+        if sep:
+            parsed[key] = value
+    return parsed
+
+
+def needs_sample_stats(spec: CanvasSpec) -> bool:
+    """Whether the display range depends on the data (else it is the dtype's)."""
+    return spec.numpy_dtype.kind == 'f' or spec.kind == 'labels'
+
+
+def sample_range_hint(
+    spec: CanvasSpec,
+    minimums: Sequence[float] | None,
+    maximums: Sequence[float] | None,
+) -> tuple[list[float], list[float]]:
+    """Per-channel (SMinSampleValue, SMaxSampleValue); see the module doc."""
+    dtype = spec.numpy_dtype
+    channels = spec.channels
+    if dtype.kind != 'f':
+        if spec.kind == 'labels':
+            top = [max(1, int(m)) for m in (maximums or [1] * channels)]
+            return [0] * channels, top
+        return [0] * channels, [int(numpy.iinfo(dtype).max)] * channels
+    low: list[float] = []
+    high: list[float] = []
+    for channel in range(channels):
+        lo = float(minimums[channel]) if minimums is not None else math.nan
+        hi = float(maximums[channel]) if maximums is not None else math.nan
+        if math.isnan(lo) or math.isnan(hi):
+            lo, hi = 0.0, 1.0
+        elif hi <= lo:
+            hi = lo + 1.0
+        low.append(lo)
+        high.append(hi)
+    return low, high
