@@ -221,3 +221,30 @@ def test_array_tasks_as_concurrent_processes(tmp_path, make_staging):
         assert '0 failed' in out
     expected = reference_of(writes, width=120, height=100, merge='mean')
     numpy.testing.assert_array_equal(canvas_of(staging), expected)
+
+
+def test_sigterm_exits_143_keeping_what_was_staged(tmp_path, make_staging, run_cli, monkeypatch):
+    import signal
+
+    from tifwriter_cli import ingest
+
+    staging = make_staging(width=60, height=60)
+    make_predictions(tmp_path / 'preds', 8, width=60, height=60)
+    original = ingest._stage_file
+    calls = []
+
+    def stage_then_terminate(*args, **kwargs):
+        calls.append(args[2])
+        outcome = original(*args, **kwargs)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler's time limit would
+        return outcome
+
+    monkeypatch.setattr(ingest, '_stage_file', stage_then_terminate)
+    result = run_cli('ingest-npy-dir', staging, tmp_path / 'preds')
+    assert result.exit_code == 143 and 'Traceback' not in result.output
+    assert result.stderr.splitlines()[-1].startswith('tifwriter: error: terminated (SIGTERM)')
+    assert ': 2 staged, 0 already staged, 0 failed' in result.stdout
+    assert 'interrupted before the end' in result.stdout
+    with tw.read_staging(staging) as snapshot:
+        assert {source[0] for source in snapshot.sources} == set(calls)

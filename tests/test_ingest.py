@@ -737,3 +737,30 @@ def test_processes_racing_on_the_same_directory_count_each_file_once(tmp_path, m
         assert snapshot.duplicate_rows == sum(staged for staged, _, _ in results) - 60
     # A later run finds everything staged.
     assert ingest_npy_dir(staging, tmp_path / 'preds').skipped_already_staged == 60
+
+
+def test_sigterm_ends_the_run_after_the_current_file_and_a_rerun_completes(tmp_path, make_staging):
+    import signal
+
+    from tifwriter_cli.ingest import sigterm_event
+
+    staging = make_staging(width=100, height=80, merge='mean')
+    patches = random_patches(8, 10, width=100, height=80)
+    save_all(tmp_path / 'preds', patches)
+
+    def terminate_after_third(done: int, total: int) -> None:
+        if done == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with sigterm_event() as terminated:
+        report = ingest_npy_dir(staging, tmp_path / 'preds', progress=terminate_after_third, stop=terminated.is_set)
+    assert signal.getsignal(signal.SIGTERM) is previous
+    assert report.interrupted and report.staged == 3 and report.ok
+    with tw.read_staging(staging) as snapshot:
+        assert len(snapshot.sources) == 3
+    assert not [n for n in os.listdir(f'{staging}.fragments') if n.startswith('.tmp-')]
+    report = ingest_npy_dir(staging, tmp_path / 'preds')
+    assert (report.staged, report.skipped_already_staged) == (7, 3)
+    expected = reference_canvas(width=100, height=80, merge='mean', writes=sorted_writes(patches))
+    numpy.testing.assert_array_equal(canvas_of(staging), expected)

@@ -35,17 +35,20 @@ before its data is read (see :mod:`tifwriter_cli.npyfile`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import os
 import re
+import signal
+import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from .errors import InvalidOptionError, PatchError, SourceFileError
+from .errors import InvalidOptionError, PatchError, SourceFileError, TifwriterError
 from .spec import CanvasSpec
 
 __all__ = [
@@ -53,6 +56,7 @@ __all__ = [
     'ON_ERROR_CHOICES',
     'COORDS_CHOICES',
     'IngestReport',
+    'IngestTerminated',
     'NamePattern',
     'canvas_position',
     'compile_pattern',
@@ -60,6 +64,7 @@ __all__ = [
     'ingest_npy_dir',
     'parse_shard',
     'shard_from_environment',
+    'sigterm_event',
 ]
 
 log = logging.getLogger(__name__)
@@ -261,6 +266,37 @@ def _slide_to_canvas(value: int, downsample: float) -> int:
     return math.floor(quotient)
 
 
+# -- termination ------------------------------------------------------------
+
+
+class IngestTerminated(TifwriterError):
+    """An ingest was stopped by SIGTERM (e.g. a SLURM time limit)."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def sigterm_event() -> Iterator[threading.Event]:
+    """While active, SIGTERM sets the yielded event instead of killing the process.
+
+    Pass ``stop=event.is_set`` to :func:`ingest_npy_dir`: it then ends
+    after the current file and publishes everything staged, so a job stopped
+    by its scheduler's time limit keeps its work and a re-run continues from
+    there. (SLURM waits KillWait, 30 s by default, between SIGTERM and
+    SIGKILL.) The handler only sets a flag: raising from a signal handler
+    could fire inside a garbage-collection callback and be lost.
+    """
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event  # handlers can only be installed from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: event.set())
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 # -- the ingest -----------------------------------------------------------
 
 
@@ -287,6 +323,8 @@ class IngestReport:
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     #: True when ``on_error='stop'`` ended the run at a failure.
     stopped_early: bool = False
+    #: True when ``stop()`` asked the run to end before all files were done.
+    interrupted: bool = False
     #: Bytes of array data read from the staged files.
     bytes_staged: int = 0
     seconds: float = 0.0
@@ -319,6 +357,7 @@ def ingest_npy_dir(
     shard: tuple[int, int] | None = None,
     coords: str = 'canvas',
     progress: Callable[[int, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
     publish_every_s: float = 60.0,
 ) -> IngestReport:
     """Stage the patch files of ``directory`` whose names match ``pattern``.
@@ -333,6 +372,9 @@ def ingest_npy_dir(
     :func:`in_shard`), for n processes or array tasks sharing the work.
     ``coords``: ``'canvas'`` or ``'slide'`` (see :func:`canvas_position`).
     ``progress(done, total)`` is called after each file of this shard.
+    ``stop()`` is asked before each file; when it returns True the run ends
+    there (``report.interrupted``), publishing what was staged (see
+    :func:`sigterm_event`).
     """
     from .convert import CONVERT_MODES
     from .staging import open_staging, read_staging
@@ -365,6 +407,10 @@ def ingest_npy_dir(
 
     with open_staging(staging, publish_every_s=publish_every_s) as writer:
         for done, (relpath, x, y) in enumerate(todo, 1):
+            if stop is not None and stop():
+                report.interrupted = True
+                log.warning('stopping: %d of %d file(s) not looked at', len(todo) - done + 1, len(todo))
+                break
             path = root / relpath
             try:
                 outcome = _stage_file(

@@ -65,17 +65,18 @@ def command(
 
     \b
     Exit status: 0 when every file was staged or already staged (also when
-    there was nothing new), 1 when any file failed, 2 for bad options.
+    there was nothing new), 1 when any file failed, 2 for bad options,
+    143 when stopped by SIGTERM (what was staged until then is kept).
 
     \b
     Examples:
       tifwriter ingest-npy-dir mask.h5 preds/ --pattern 'tile_{x}_{y}.npy'
       tifwriter ingest-npy-dir mask.h5 preds/ --shard 3/8     # task 3 of 8
     """
-    from ..ingest import ingest_npy_dir
+    from ..ingest import IngestTerminated, ingest_npy_dir, sigterm_event
 
     resolved_shard = _resolve_shard(shard)
-    with _progress_bar(ctx) as progress:
+    with sigterm_event() as terminated, _progress_bar(ctx) as progress:
         report = ingest_npy_dir(
             staging,
             directory,
@@ -86,11 +87,17 @@ def command(
             shard=resolved_shard,
             coords=coords,
             progress=progress,
+            stop=terminated.is_set,
         )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         click.echo(format_summary(report))
+    if report.interrupted:
+        raise IngestTerminated(
+            'terminated (SIGTERM): the files staged so far are kept; '
+            'run the same command again to stage the rest'
+        )
     if not report.ok:
         # Each failure was logged as an error line naming its file.
         ctx.exit(1)
@@ -164,6 +171,8 @@ def format_summary(report: Any) -> str:
         f'{report.directory} -> {report.staging}: {", ".join(counts)} '
         f'({megabytes:.1f} MB in {report.seconds:.1f} s{rate})'
     )
+    if report.interrupted:
+        line += '; interrupted before the end'
     if report.stopped_early:
         line += '; stopped at the first bad file (--on-error skip goes on past bad files)'
     return line
