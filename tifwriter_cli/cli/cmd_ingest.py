@@ -34,9 +34,10 @@ DEFAULT_PATTERN = '*{x}_{y}.npy'
 @convert_opt
 @click.option(
     '--shard', default=None, metavar='I/N|slurm|all',
-    help='Stage only shard I of N (I from 0; split by a hash of the file path) for N '
-    'parallel tasks. Default: the SLURM array task\'s shard inside a SLURM array job, else '
-    'all. "all" disables sharding.',
+    help='Stage only shard I of N (I from 0; files split by a hash of their path) for N '
+    'parallel tasks. Default: inside a SLURM array job, the array task\'s shard '
+    '(SLURM_ARRAY_TASK_ID - MIN of COUNT), else all files. "slurm" insists on the SLURM '
+    'shard; "all" stages every file even inside an array job.',
 )
 @click.option(
     '--coords', type=click.Choice(['canvas', 'slide']), default='canvas', show_default=True,
@@ -58,6 +59,10 @@ def command(
     as_json: bool,
 ) -> None:
     """Stage the .npy/.npz files of DIR whose names give their position.
+
+    The default pattern takes the last two integers of a name as x and y
+    (tile_2048_-512.npy, slide7_2048_512.npz). Files are staged in sorted
+    order; a .npy/.npz whose name does not match is reported, not staged.
 
     Idempotent: files already staged (same path, size and mtime) are skipped,
     so an interrupted or failed run is simply run again. Any number of runs
