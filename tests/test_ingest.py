@@ -764,3 +764,17 @@ def test_sigterm_ends_the_run_after_the_current_file_and_a_rerun_completes(tmp_p
     assert (report.staged, report.skipped_already_staged) == (7, 3)
     expected = reference_canvas(width=100, height=80, merge='mean', writes=sorted_writes(patches))
     numpy.testing.assert_array_equal(canvas_of(staging), expected)
+
+
+def test_a_file_name_that_is_not_utf8_fails_alone(tmp_path, make_staging):
+    staging = make_staging(width=10, height=10)
+    preds = tmp_path / 'preds'
+    preds.mkdir()
+    raw_name = os.fsdecode(b't\xff_1_2.npy')  # a Latin-1 era name on a Linux filesystem
+    numpy.save(preds / raw_name, numpy.full((2, 2), 1, numpy.uint8))
+    numpy.save(preds / 'é_3_4.npy', numpy.full((2, 2), 2, numpy.uint8))
+    report = ingest_npy_dir(staging, preds, on_error='skip')
+    assert report.staged == 1
+    assert report.failures == [(raw_name, 'the file name is not valid UTF-8; rename the file')]
+    with tw.read_staging(staging) as snapshot:
+        assert {s[0] for s in snapshot.sources} == {'é_3_4.npy'}

@@ -453,6 +453,13 @@ def _stage_file(
     """Stage one file: (bytes read, inside the canvas), or None if staged before."""
     from .npyfile import load_array
 
+    try:
+        relpath.encode('utf-8')
+    except UnicodeEncodeError:
+        # The staging file records names as UTF-8; a name the filesystem
+        # holds as other bytes could not be recorded (and would sink the
+        # whole fragment at publish time).
+        raise SourceFileError(f'{path}: the file name is not valid UTF-8; rename the file') from None
     before = _identity(path, relpath)
     if before in already_staged:
         return None
