@@ -196,16 +196,22 @@ def tiff_pyramid_pages(tif: Any) -> list[Any]:
         raise NotATiffError(f'{tif.filename} holds no image')
     series = tif.series[0]
     pages = [_as_page(level.pages[0]) for level in series.levels if level.pages]
-    if len(pages) == 1:
-        for page in tif.pages[1:]:
-            page = _as_page(page)
-            if page is None or not page.is_reduced:
-                continue
-            if page.imagewidth < pages[-1].imagewidth and page.shape:
-                pages.append(page)
     pages = [p for p in pages if p is not None]
     if not pages or not pages[0].shape:
         raise NotATiffError(f'{tif.filename} holds no readable image')
+    if len(pages) == 1:
+        base = pages[0]
+        for page in tif.pages[1:]:
+            page = _as_page(page)
+            if page is None or not page.is_reduced or not page.shape:
+                continue
+            # Same pixels, smaller: a level (not a mask or a label image).
+            if (
+                page.imagewidth < pages[-1].imagewidth
+                and page.samplesperpixel == base.samplesperpixel
+                and page.dtype == base.dtype
+            ):
+                pages.append(page)
     return pages
 
 
