@@ -444,6 +444,12 @@ def test_overlay_leaves_class_0_and_the_fill_transparent(slide, make_staging):
     assert as_tuple(picture[5, 5]) == SLIDE_LEFT  # class 0
     assert as_tuple(picture[80, 100]) == SLIDE_RIGHT  # fill 9, never written
     assert as_tuple(picture[30, 5]) == blend(LABEL_PALETTE[3], SLIDE_LEFT, 0.5)
+    # The legend lists the drawn class only: 0 and the fill are see-through.
+    image = render_preview(path, size=125, overlay=slide, alpha=0.5)
+    assert image.classes == (0, 3, 9)
+    legend = colours_in(image.pixels[:, 125:])
+    assert as_tuple(LABEL_PALETTE[3]) in legend
+    assert not {as_tuple(LABEL_PALETTE[0]), as_tuple(LABEL_PALETTE[9])} & legend
 
 
 def test_overlay_probability_fill_transparent(slide, make_staging):

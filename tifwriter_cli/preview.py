@@ -575,7 +575,12 @@ def render_preview(
             colours.astype(numpy.float32) * weight + slide_rgb.astype(numpy.float32) * (1 - weight)
         ).astype(numpy.uint8)
     if rendering in ('labels', 'argmax'):
-        pixels = _with_label_legend(colours, classes)
+        legend_classes = classes
+        if slide_geometry is not None:
+            # Transparent over the slide: a swatch for them would mislead.
+            hidden = {0} | ({source.fill} if rendering == 'labels' else set())
+            legend_classes = tuple(c for c in classes if c not in hidden) or classes
+        pixels = _with_label_legend(colours, legend_classes)
     elif rendering == 'colormap':
         pixels = _with_colour_bar(colours, value_range, samples.dtype)
     else:
