@@ -86,6 +86,24 @@ def test_downsample_matches_reference(method: str, dtype: str, data) -> None:
         numpy.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize('method', ['mode', 'mean', 'max', 'min'])
+@pytest.mark.parametrize('dtype, channels', [('uint8', 1), ('uint8', 3), ('uint16', 1), ('float32', 2)])
+def test_mostly_uniform_bands(method: str, dtype: str, channels: int) -> None:
+    # Label-mask-like content: large flat areas, a few scattered different
+    # pixels (the sparse path of mode), odd sizes.
+    rng = numpy.random.default_rng(7)
+    band = numpy.full((61, 93, channels), 5, dtype=dtype)
+    band[20:, 40:] = 2
+    specks = rng.random(band.shape[:2]) < 0.01  # ~4 % of blocks mixed
+    band[specks] = rng.integers(0, 4, (int(specks.sum()), channels)).astype(dtype)
+    got = downsample2(band, method)
+    expected = reference_downsample(band, method)
+    if dtype == 'float32' and method == 'mean':
+        numpy.testing.assert_allclose(got, expected, rtol=1e-6)
+    else:
+        numpy.testing.assert_array_equal(got, expected)
+
+
 def test_downsample_accepts_strided_views() -> None:
     rng = numpy.random.default_rng(1)
     big = rng.integers(0, 4, (21, 33, 3)).astype(numpy.uint8)

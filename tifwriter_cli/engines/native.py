@@ -149,16 +149,21 @@ class _Pipeline:
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=options.workers, thread_name_prefix='tifwriter-encode'
         )
+        reader = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix='tifwriter-read'
+        )
         writer = BigTiffWriter(self.out_path, self.levels, info)
         self.writer = writer
         try:
             self.pool = pool
             level0 = self.levels[0]
+            # The next band is read in a thread of its own while this one is
+            # cut, downsampled and handed to the encoders.
+            ahead = reader.submit(self._read_band, 0)
             for row in range(level0.tiles_down):
-                y = row * level0.tile
-                height = min(level0.tile, spec.height - y)
-                band = self.source.read_region(0, y, spec.width, height)
-                self._check_band(band, height)
+                band = ahead.result()
+                if row + 1 < level0.tiles_down:
+                    ahead = reader.submit(self._read_band, row + 1)
                 self._submit_band(0, row, band)
             for index in range(1, len(self.levels)):
                 last = self.buffers[index].finish()
@@ -172,10 +177,12 @@ class _Pipeline:
         except BaseException:
             for future in self.pending:
                 future.cancel()
+            reader.shutdown(wait=True, cancel_futures=True)
             pool.shutdown(wait=True, cancel_futures=True)
             writer.abort()
             raise
         finally:
+            reader.shutdown(wait=True)
             pool.shutdown(wait=True)
             if progress is not None:
                 progress.close()
@@ -186,12 +193,18 @@ class _Pipeline:
             extra={'uniform_tiles': self.uniform_tiles, 'bytes_stored': writer.bytes_stored},
         )
 
-    def _check_band(self, band: numpy.ndarray, height: int) -> None:
+    def _read_band(self, row: int) -> numpy.ndarray:
+        """Level-0 tile row ``row`` from the source: all columns, tile-height rows."""
+        level0 = self.levels[0]
+        y = row * level0.tile
+        height = min(level0.tile, self.spec.height - y)
+        band = self.source.read_region(0, y, self.spec.width, height)
         expected = (height, self.spec.width, self.spec.channels)
         if band.shape != expected or band.dtype != self.dtype:
             raise ValueError(
                 f'source returned {band.shape} {band.dtype}, expected {expected} {self.dtype}'
             )
+        return band
 
     def _submit_band(self, level_index: int, row: int, band: numpy.ndarray) -> None:
         level = self.levels[level_index]

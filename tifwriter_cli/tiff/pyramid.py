@@ -71,28 +71,97 @@ def downsample2(band: numpy.ndarray, method: str) -> numpy.ndarray:
         raise ValueError(f'expected an (H, W, C) array, got shape {band.shape}')
     if method not in RESAMPLING_METHODS:
         raise ValueError(f'unknown resampling {method!r}; one of {", ".join(RESAMPLING_METHODS)}')
-    height, width, _ = band.shape
+    height, width, channels = band.shape
     if height == 0 or width == 0:
-        return numpy.empty((halved(height), halved(width), band.shape[2]), band.dtype)
+        return numpy.empty((halved(height), halved(width), channels), band.dtype)
     if method == 'nearest':
         return numpy.ascontiguousarray(band[0::2, 0::2])
     band = _padded_to_even(band)
-    a = band[0::2, 0::2]
-    b = band[0::2, 1::2]
-    c = band[1::2, 0::2]
-    d = band[1::2, 1::2]
-    if method == 'mode':
-        return _mode(a, b, c, d)
-    if method == 'mean':
-        return _mean(a, b, c, d)
-    if band.dtype.kind == 'f':
-        ufunc = numpy.fmax if method == 'max' else numpy.fmin
-    else:
-        ufunc = numpy.maximum if method == 'max' else numpy.minimum
-    out = ufunc(a, b)
-    ufunc(out, c, out=out)
-    ufunc(out, d, out=out)
+    out = numpy.empty((band.shape[0] // 2, band.shape[1] // 2, channels), band.dtype)
+    reduce = _REDUCERS[method]
+    # A few output rows at a time keep the temporaries in the CPU cache, and
+    # one channel at a time keeps numpy's inner loops long (a last axis of
+    # 3 channels makes every ufunc crawl).
+    rows = max(1, _CHUNK_ELEMENTS // out.shape[1])
+    for row in range(0, out.shape[0], rows):
+        for channel in range(channels):
+            reduce(
+                band[2 * row : 2 * (row + rows), :, channel],
+                out[row : row + rows, :, channel],
+            )
     return out
+
+
+#: Output elements per chunk and channel (see downsample2).
+_CHUNK_ELEMENTS = 1 << 16
+
+
+def _blocks(plane: numpy.ndarray) -> tuple[numpy.ndarray, ...]:
+    """Views of the top-left, top-right, bottom-left, bottom-right pixels of 2x2 blocks."""
+    return plane[0::2, 0::2], plane[0::2, 1::2], plane[1::2, 0::2], plane[1::2, 1::2]
+
+
+def _reduce_mode(plane: numpy.ndarray, out: numpy.ndarray) -> None:
+    a, b, c, d = _blocks(plane)
+    uniform = _uniform_blocks(plane, a, b, c, d)
+    mixed = numpy.flatnonzero(~uniform)
+    if mixed.size * 8 > uniform.size:
+        out[...] = _mode(a, b, c, d)
+        return
+    out[...] = a
+    if not mixed.size:
+        return
+    # Few mixed blocks (class borders in a label mask): compute just those.
+    rows, cols = numpy.divmod(mixed, uniform.shape[1])
+    top, bottom, left, right = 2 * rows, 2 * rows + 1, 2 * cols, 2 * cols + 1
+    out[rows, cols] = _mode(plane[top, left], plane[top, right], plane[bottom, left], plane[bottom, right])
+
+
+def _uniform_blocks(plane, a, b, c, d) -> numpy.ndarray:
+    """(H/2, W/2) bool: the block's four values are equal."""
+    pair_type = _PAIR_TYPES.get(2 * plane.itemsize)
+    if pair_type is not None and plane.strides[1] == plane.itemsize:
+        # Two horizontal neighbours read as one wider integer: the block is
+        # uniform when its top pair equals its bottom pair and the pair's
+        # halves are equal (bitwise, so NaN blocks count as uniform too).
+        top = plane[0::2].view(pair_type)
+        bottom = plane[1::2].view(pair_type)
+        shift = pair_type(plane.itemsize * 8)
+        swapped = top >> shift
+        swapped |= top << shift
+        uniform = top == bottom
+        uniform &= top == swapped
+        return uniform
+    uniform = a == b
+    uniform &= a == c
+    uniform &= a == d
+    return uniform
+
+
+_PAIR_TYPES = {2: numpy.uint16, 4: numpy.uint32, 8: numpy.uint64}
+
+
+def _reduce_mean(plane: numpy.ndarray, out: numpy.ndarray) -> None:
+    out[...] = _mean(*_blocks(plane))
+
+
+def _reduce_extreme(ufunc_int, ufunc_float):
+    def reduce(plane: numpy.ndarray, out: numpy.ndarray) -> None:
+        ufunc = ufunc_float if plane.dtype.kind == 'f' else ufunc_int
+        a, b, c, d = _blocks(plane)
+        ufunc(a, b, out=out)
+        ufunc(out, c, out=out)
+        ufunc(out, d, out=out)
+
+    return reduce
+
+
+_REDUCERS = {
+    'mode': _reduce_mode,
+    'mean': _reduce_mean,
+    'max': _reduce_extreme(numpy.maximum, numpy.fmax),
+    'min': _reduce_extreme(numpy.minimum, numpy.fmin),
+}
 
 
 def _padded_to_even(band: numpy.ndarray) -> numpy.ndarray:
