@@ -265,7 +265,7 @@ class Runner:
         # Staging: np.save (raw write speed), ingest-npy-dir, the API.
         if 'npsave' in self.peers:
             target = work / 'npsave'
-            self.run_step(name, 'np.save', 'np.save patches', self.peer(
+            self.run_step(name, 'np.save', 'np.save patches + sync', self.peer(
                 'npsave', '--input', inputs.array_path, '--out', target, '--tile', inputs.tile,
             ), data_bytes=raw, output=target)
             shutil.rmtree(target, ignore_errors=True)
@@ -328,7 +328,8 @@ class Runner:
                 result.output_bytes = reported.get('bytes_out')
                 result.note = (
                     f"encode only: {reported.get('tiles')} tiles, {reported.get('levels')} levels, "
-                    f"{reported.get('workers')} threads; process {result.measurement.wall_s:.2f} s"
+                    f"{reported.get('workers')} threads; distinct tiles only "
+                    f"({reported.get('distinct_tiles')}): {reported.get('distinct_encode_wall_s', 0):.2f} s"
                 )
         if 'asap' in self.peers:
             asap_out = work / 'asap.tif'
@@ -471,9 +472,25 @@ class Runner:
             mem = self.ratio(name, 'finalize / libvips (peak anon)', _div(ours, vips, 'peak_anon_bytes'),
                              'peak anonymous memory of finalize over libvips')
             ingest_ratio = self.ratio(name, 'ingest / np.save (throughput)', _div(npsave, ingest, 'wall_s'),
-                                      'staging throughput over raw np.save of the same patches (higher is better)')
+                                      'staging throughput over np.save of the same patches, both durable '
+                                      '(np.save + sync, as ingest fsyncs what it publishes; higher is better)')
+            buffered = None
+            if ingest and ingest.wall_s and npsave and npsave.measurement and npsave.measurement.ok:
+                buffered_s = npsave.measurement.reported.get('buffered_s')
+                if buffered_s:
+                    # np.save's process minus the time its sync took.
+                    buffered = (npsave.wall_s - npsave.measurement.reported.get('sync_s', 0)) / ingest.wall_s
+            self.ratio(name, 'ingest / np.save without sync (throughput)', buffered,
+                       'the same against np.save into the page cache only (not durable)')
             self.ratio(name, 'api / np.save (throughput)', _div(npsave, api, 'wall_s'),
-                       'Python API staging throughput over np.save (higher is better)')
+                       'Python API staging throughput over durable np.save (higher is better)')
+            distinct = None
+            if ours and ours.wall_s and floor and floor.measurement and floor.measurement.ok:
+                distinct_s = floor.measurement.reported.get('distinct_encode_wall_s')
+                distinct = ours.wall_s / distinct_s if distinct_s else None
+            self.ratio(name, 'finalize / floor of distinct tiles (wall)', distinct,
+                       'finalize wall over encoding only the non-uniform tiles plus one per uniform content '
+                       '(the floor for a writer that encodes a uniform tile once, as ours does)')
             self.ratio(name, 'finalize CPU / libvips CPU', _div(ours, vips, 'cpu_s'),
                        'CPU seconds of finalize over libvips')
             self.ratio(name, 'finalize (array) / libvips (wall)', _div(self.get(name, 'finalize (array)'), vips, 'wall_s'),
@@ -517,8 +534,10 @@ class Runner:
                 disturbed.append(f'{r.case} {r.step} {share:.0%}')
         if disturbed:
             self.note(
-                'other processes took CPU during these steps (share of all cores): '
-                + ', '.join(disturbed) + ' - their timings are pessimistic; rerun on an idle machine'
+                'CPU was busy outside the measured process tree during these steps (share of all '
+                'cores; other processes, and kernel threads such as disk writeback, which a writing '
+                'step causes itself): ' + ', '.join(disturbed)
+                + '. Where it is other work, those timings are pessimistic: rerun on an idle machine.'
             )
 
     # -- output --------------------------------------------------------------
