@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _inputs import GENERATOR_VERSION, InputSet, ensure_input  # noqa: E402
-from _measure import Measurement, path_size, run_measured  # noqa: E402
+from _measure import Measurement, machine_busy_s, path_size, run_measured  # noqa: E402
 
 PEERS_SCRIPT = HERE / '_peers.py'
 ALL_CASES = ('mask', 'rgb', 'prob', 'scale160k')
@@ -203,6 +203,7 @@ class Runner:
         # Let the previous step's dirty pages reach the disk first, so no
         # step pays for another's writeback.
         os.sync()
+        self.wait_idle()
         self.log(f'{case}: {step} ({tool}) ...')
         measurement = run_measured(argv, env=self.env)
         result = StepResult(case, step, tool, measurement, data_bytes=data_bytes)
@@ -219,6 +220,26 @@ class Runner:
             self.log(f'{case}: {step} FAILED (exit {measurement.returncode}):\n    ' + '\n    '.join(tail))
         self.results.append(result)
         return result
+
+    def wait_idle(self) -> None:
+        """With --wait-idle S: wait up to S seconds for the other work on the
+        machine to drop under 10 % of the cores (shared machines)."""
+        if not self.args.wait_idle:
+            return
+        cores = os.cpu_count() or 1
+        deadline = time.monotonic() + self.args.wait_idle
+        while True:
+            before = machine_busy_s()
+            time.sleep(0.5)
+            after = machine_busy_s()
+            if before is None or after is None:
+                return
+            share = (after - before) / (0.5 * cores)
+            if share < 0.10:
+                return
+            if time.monotonic() > deadline:
+                self.log(f'machine still {share:.0%} busy after {self.args.wait_idle:g} s: measuring anyway')
+                return
 
     def skip(self, case: str, step: str, tool: str, reason: str) -> StepResult:
         result = StepResult(case, step, tool, skipped=reason)
@@ -413,6 +434,7 @@ class Runner:
             ('--help', [*self.tifwriter, '--help']),
         ):
             os.sync()
+            self.wait_idle()
             walls = []
             failed = None
             for _ in range(runs):
@@ -767,6 +789,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=20240601, help='input generator seed')
     parser.add_argument('--startup-runs', type=int, default=5, help='runs for each start-up median')
     parser.add_argument('--keep', action='store_true', help='keep staging files and TIFFs under DIR/work')
+    parser.add_argument('--wait-idle', type=float, default=0, metavar='SECONDS',
+                        help='before each step, wait up to SECONDS for the machine to be idle (shared machines)')
     parser.add_argument('--strict', action='store_true', help='exit 2 when a target fails')
     return parser.parse_args(argv)
 
