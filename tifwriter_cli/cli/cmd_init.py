@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from .like_options import SPACING_HELP, like_slide_options
 from .options import overwrite_opt, staging_arg
 
 log = logging.getLogger('tifwriter_cli.cli.init')
@@ -26,8 +27,8 @@ KIND_CHOICES = ('labels', 'probability', 'image')
 
 @click.command('init')
 @staging_arg
-@click.option('--width', type=int, default=None, help='Canvas width in pixels (required).')
-@click.option('--height', type=int, default=None, help='Canvas height in pixels (required).')
+@click.option('--width', type=int, default=None, help='Canvas width in pixels (unless --like).')
+@click.option('--height', type=int, default=None, help='Canvas height in pixels (unless --like).')
 @click.option('--channels', type=int, default=1, show_default=True, help='Values per pixel.')
 @click.option(
     '--dtype', type=click.Choice(DTYPE_CHOICES), default='uint8', show_default=True,
@@ -35,8 +36,7 @@ KIND_CHOICES = ('labels', 'probability', 'image')
 )
 @click.option(
     '--spacing', type=float, default=None, metavar='UM',
-    help='Pixel size in micrometres (x, and y unless --spacing-y). Without it the TIFF '
-    'carries no physical size.',
+    help=SPACING_HELP + ' Without any pixel size the TIFF carries no physical size.',
 )
 @click.option('--spacing-y', type=float, default=None, metavar='UM', help='Pixel height in micrometres.')
 @click.option(
@@ -55,6 +55,7 @@ KIND_CHOICES = ('labels', 'probability', 'image')
     '--kind', type=click.Choice(KIND_CHOICES), default='labels', show_default=True,
     help='What the values are; finalize picks downsampling and compression from it.',
 )
+@like_slide_options
 @overwrite_opt
 def command(staging: str, overwrite: bool, **options: Any) -> None:
     """Create the staging file STAGING for a canvas of --width x --height pixels.
@@ -64,8 +65,9 @@ def command(staging: str, overwrite: bool, **options: Any) -> None:
     patches staged in it) is replaced only with --overwrite.
 
     \b
-    Example:
+    Examples:
       tifwriter init mask.h5 --width 98304 --height 71680 --spacing 0.25 --kind labels
+      tifwriter init heat.h5 --like slide.svs --downsample 16 --kind probability --merge mean
     """
     from ..spec import CanvasSpec
     from ..staging import create_staging
@@ -78,18 +80,21 @@ def command(staging: str, overwrite: bool, **options: Any) -> None:
 
 def spec_fields_from_options(options: dict[str, Any]) -> dict[str, Any]:
     """CanvasSpec keyword arguments from the parsed options (validated by CanvasSpec)."""
-    from ..errors import InvalidOptionError
+    from ..slide import resolve_canvas_geometry
 
-    missing = [f'--{name}' for name in ('width', 'height') if options.get(name) is None]
-    if missing:
-        raise InvalidOptionError(f'{" and ".join(missing)} required (canvas size in pixels)')
+    geometry = resolve_canvas_geometry(
+        width=options['width'],
+        height=options['height'],
+        spacing=options['spacing'],
+        spacing_y=options['spacing_y'],
+        like=options.get('like'),
+        downsample=options.get('downsample'),
+        level=options.get('level'),
+    )
     return {
-        'width': options['width'],
-        'height': options['height'],
+        **geometry,
         'channels': options['channels'],
         'dtype': options['dtype'],
-        'spacing_x': options['spacing'],
-        'spacing_y': options['spacing_y'],
         'tile_size': options['tile_size'],
         # Click parses --fill as a float; an integral one is passed as an
         # int so messages about integer canvases read '300', not '300.0'.
@@ -105,8 +110,11 @@ def describe_spec(spec: Any) -> str:
     spacing = (
         f'{spec.spacing_x:g} x {spec.spacing_y:g} um/px' if spec.spacing_x else 'no spacing'
     )
+    overlay = (
+        f', 1 px = {spec.slide_downsample:g} slide px' if spec.slide_downsample != 1 else ''
+    )
     return (
-        f'canvas {spec.width} x {spec.height} px, {channels} {spec.dtype}, {spacing}, '
+        f'canvas {spec.width} x {spec.height} px{overlay}, {channels} {spec.dtype}, {spacing}, '
         f'tile {spec.tile_size}, fill {spec.fill:g}, merge {spec.merge}, kind {spec.kind}'
     )
 
