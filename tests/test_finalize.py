@@ -252,8 +252,11 @@ def test_lossless_codecs(tmp_path: Path, compression: str, tag: int) -> None:
     tile=st.sampled_from([32, 64, 256]),
     method=st.sampled_from(['mode', 'mean', 'max', 'nearest']),
     seed=st.integers(0, 2**16),
+    segment_tiles=st.sampled_from([1, 3, 10_000]),
 )
-def test_geometry_against_model(tmp_path_factory, width, height, tile, method, seed) -> None:
+def test_geometry_against_model(tmp_path_factory, width, height, tile, method, seed, segment_tiles) -> None:
+    import tifwriter_cli.engines.native as native
+
     if width * height > 2_000_000 and tile == 32:
         tile = 64
     rng = numpy.random.default_rng(seed)
@@ -264,7 +267,12 @@ def test_geometry_against_model(tmp_path_factory, width, height, tile, method, s
     canvas[rng.random(canvas.shape) < 0.01] = 200
     spec = CanvasSpec(width=width, height=height, tile_size=tile, kind='labels')
     out = tmp_path_factory.mktemp('geo') / 'g.tif'
-    report = finalize(ArraySource(spec, canvas), out, resampling=method, workers=2)
+    saved = native._SEGMENT_BYTES
+    native._SEGMENT_BYTES = segment_tiles * tile * tile  # level 0 read in segments of N tiles
+    try:
+        report = finalize(ArraySource(spec, canvas), out, resampling=method, workers=2)
+    finally:
+        native._SEGMENT_BYTES = saved
     assert report.levels == expected_levels(width, height, tile)
     check_layout(out, width=width, height=height, tile=tile, channels=1, dtype='uint8',
                  compression_tag=5, photometric=1, spacing=None)
@@ -318,6 +326,30 @@ def test_reads_the_canvas_once_in_tile_bands(tmp_path: Path) -> None:
     assert [c[1] for c in source.calls] == list(range(0, 1000, 128))
     assert all(c[0] == 0 and c[2] == 3000 and c[3] <= 128 for c in source.calls)
     assert sum(c[3] for c in source.calls) == 1000
+
+
+def test_wide_canvas_read_in_segments(tmp_path: Path, monkeypatch) -> None:
+    # Level 0 of a wide canvas is read and processed a few tiles at a time;
+    # the result must not depend on it (odd width: the last segment is odd).
+    import tifwriter_cli.engines.native as native
+
+    spec = CanvasSpec(width=2401, height=1203, tile_size=128, kind='labels', spacing_x=0.5)
+    rng = numpy.random.default_rng(8)
+    canvas = rng.integers(0, 3, spec.shape).astype(numpy.uint8)
+    canvas[200:900, 300:2000] = 4
+    finalize(ArraySource(spec, canvas), tmp_path / 'whole.tif')
+    monkeypatch.setattr(native, '_SEGMENT_BYTES', 3 * 128 * 128)  # 3 tiles per segment
+    source = RecordingSource(spec, canvas)
+    finalize(source, tmp_path / 'segments.tif', workers=2)
+    assert {(c[0], c[2]) for c in source.calls} == {
+        (x, min(384, 2401 - x)) for x in range(0, 2401, 384)
+    }
+    covered = numpy.zeros(spec.shape[:2], int)
+    for x, y, w, h in source.calls:
+        covered[y : y + h, x : x + w] += 1
+    assert (covered == 1).all()  # every pixel read exactly once
+    assert (tmp_path / 'whole.tif').read_bytes() == (tmp_path / 'segments.tif').read_bytes()
+    assert_levels_equal(tmp_path / 'segments.tif', model_pyramid(canvas, 'mode', 128))
 
 
 # -- safety -------------------------------------------------------------------------

@@ -37,6 +37,9 @@ __all__ = ['NativeEngine', 'ENGINE_CLASS']
 
 log = logging.getLogger(__name__)
 
+#: Target size of a level-0 segment (a few whole tiles of one tile row).
+_SEGMENT_BYTES = 8 << 20
+
 
 class NativeEngine(Engine):
     name = 'native'
@@ -51,46 +54,65 @@ ENGINE_CLASS = NativeEngine
 
 
 class _RowBuffer:
-    """Collects downsampled rows of one level and hands out full tile bands."""
+    """Assembles the downsampled rows of one level into bands of its tile height.
+
+    Rows arrive in order, each group possibly in several column pieces (the
+    level-0 segments). Each band is a fresh array (tiles of emitted bands
+    are still being encoded), filled in place: no concatenation copies.
+    """
 
     def __init__(self, level: LevelPlan, channels: int, dtype: numpy.dtype):
         self.level = level
-        self._rows: list[numpy.ndarray] = []
-        self._count = 0
-        self.next_row = 0  # tile row of the next band handed out
-        self.rows_done = 0
+        self.channels = channels
+        self.dtype = dtype
+        self._bands: dict[int, numpy.ndarray] = {}  # tile row -> band being filled
+        self.rows_done = 0  # rows complete in every column
+        self.next_band = 0  # tile row of the next band to emit
 
-    def add(self, rows: numpy.ndarray) -> list[tuple[int, numpy.ndarray]]:
-        self._rows.append(rows)
-        self._count += rows.shape[0]
-        bands = []
-        tile = self.level.tile
-        while self._count >= tile:
-            stacked = self._rows[0] if len(self._rows) == 1 else numpy.concatenate(self._rows)
-            bands.append(self._emit(stacked[:tile]))
-            rest = stacked[tile:]
-            self._rows = [rest] if rest.shape[0] else []
-            self._count = rest.shape[0]
-        return bands
+    def add(
+        self, rows: numpy.ndarray, x0: int = 0, *, complete: bool = True
+    ) -> list[tuple[int, numpy.ndarray]]:
+        """Place ``rows`` at columns x0.. of the next rows; return completed bands.
 
-    def finish(self) -> tuple[int, numpy.ndarray] | None:
-        """The last, partial band (None when the rows ended on a band edge)."""
-        if not self._count:
-            band = None
-        else:
-            stacked = self._rows[0] if len(self._rows) == 1 else numpy.concatenate(self._rows)
-            band = self._emit(stacked)
-        if self.rows_done != self.level.height:
+        ``complete`` says these rows now have all their columns (the last
+        piece of a group); only then do they count and bands get emitted.
+        """
+        level = self.level
+        tile = level.tile
+        count = rows.shape[0]
+        if self.rows_done + count > level.height:
+            raise RuntimeError(f'level {level.index} got more than its {level.height} rows')
+        done_in = 0
+        while done_in < count:
+            at = self.rows_done + done_in
+            band_row = at // tile
+            band = self._bands.get(band_row)
+            if band is None:
+                height = min(tile, level.height - band_row * tile)
+                band = self._bands[band_row] = numpy.empty(
+                    (height, level.width, self.channels), self.dtype
+                )
+            local = at - band_row * tile
+            take = min(band.shape[0] - local, count - done_in)
+            band[local : local + take, x0 : x0 + rows.shape[1]] = rows[done_in : done_in + take]
+            done_in += take
+        if not complete:
+            return []
+        self.rows_done += count
+        emitted = []
+        while self.next_band in self._bands:
+            band = self._bands[self.next_band]
+            if self.next_band * tile + band.shape[0] > self.rows_done:
+                break
+            emitted.append((self.next_band, self._bands.pop(self.next_band)))
+            self.next_band += 1
+        return emitted
+
+    def check_complete(self) -> None:
+        if self._bands or self.rows_done != self.level.height:
             raise RuntimeError(
                 f'level {self.level.index} got {self.rows_done} rows, expected {self.level.height}'
             )
-        return band
-
-    def _emit(self, band: numpy.ndarray) -> tuple[int, numpy.ndarray]:
-        row = self.next_row
-        self.next_row += 1
-        self.rows_done += band.shape[0]
-        return row, band
 
 
 class _Pipeline:
@@ -116,9 +138,19 @@ class _Pipeline:
         self.buffers = [None] + [_RowBuffer(level, spec.channels, self.dtype) for level in self.levels[1:]]
         self.pending: collections.deque[concurrent.futures.Future] = collections.deque()
         level0 = self.levels[0]
-        # Two level-0 bands of tiles in flight: the next band is read (and
-        # the cascade downsampled) while the current one is encoded.
-        self.window = 2 * level0.tiles_across + 2 * options.workers
+        # Level 0 is read and processed in segments of whole tile columns
+        # (about _SEGMENT_BYTES each) rather than whole bands, so a very
+        # wide canvas (160k px) does not hold several 80 MB bands at once.
+        tile_bytes = level0.tile * level0.tile * spec.channels * self.dtype.itemsize
+        segment_tiles = max(1, min(level0.tiles_across, _SEGMENT_BYTES // tile_bytes))
+        segment_width = segment_tiles * level0.tile
+        self.segments = [
+            (x0, min(x0 + segment_width, spec.width)) for x0 in range(0, spec.width, segment_width)
+        ]
+        # Tiles in flight: two segments' worth (the encoders always have work
+        # queued while the next segment is read and downsampled), at least
+        # two per worker.
+        self.window = max(2 * segment_tiles, 4 * options.workers)
         self.total_tiles = sum(level.tile_count for level in self.levels)
 
     # -- the pass ----------------------------------------------------------
@@ -157,18 +189,17 @@ class _Pipeline:
         try:
             self.pool = pool
             level0 = self.levels[0]
-            # The next band is read in a thread of its own while this one is
-            # cut, downsampled and handed to the encoders.
-            ahead = reader.submit(self._read_band, 0)
-            for row in range(level0.tiles_down):
-                band = ahead.result()
-                if row + 1 < level0.tiles_down:
-                    ahead = reader.submit(self._read_band, row + 1)
-                self._submit_band(0, row, band)
-            for index in range(1, len(self.levels)):
-                last = self.buffers[index].finish()
-                if last is not None:
-                    self._submit_band(index, *last)
+            # The next segment is read in a thread of its own while this one
+            # is cut into tiles, downsampled and handed to the encoders.
+            parts = [(row, x0, x1) for row in range(level0.tiles_down) for x0, x1 in self.segments]
+            ahead = reader.submit(self._read_segment, *parts[0])
+            for number, (row, x0, x1) in enumerate(parts):
+                segment = ahead.result()
+                if number + 1 < len(parts):
+                    ahead = reader.submit(self._read_segment, *parts[number + 1])
+                self._submit_segment(row, x0, segment, last=x1 == spec.width)
+            for buffer in self.buffers[1:]:
+                buffer.check_complete()  # the cascade emitted every band
             self._drain(0)
             minimums = None if self.minimums is None else self.minimums.tolist()
             maximums = None if self.maximums is None else self.maximums.tolist()
@@ -193,24 +224,40 @@ class _Pipeline:
             extra={'uniform_tiles': self.uniform_tiles, 'bytes_stored': writer.bytes_stored},
         )
 
-    def _read_band(self, row: int) -> numpy.ndarray:
-        """Level-0 tile row ``row`` from the source: all columns, tile-height rows."""
+    def _read_segment(self, row: int, x0: int, x1: int) -> numpy.ndarray:
+        """Level-0 pixels of tile row ``row``, columns x0..x1."""
         level0 = self.levels[0]
         y = row * level0.tile
         height = min(level0.tile, self.spec.height - y)
-        band = self.source.read_region(0, y, self.spec.width, height)
-        expected = (height, self.spec.width, self.spec.channels)
-        if band.shape != expected or band.dtype != self.dtype:
+        segment = self.source.read_region(x0, y, x1 - x0, height)
+        expected = (height, x1 - x0, self.spec.channels)
+        if segment.shape != expected or segment.dtype != self.dtype:
             raise ValueError(
-                f'source returned {band.shape} {band.dtype}, expected {expected} {self.dtype}'
+                f'source returned {segment.shape} {segment.dtype}, expected {expected} {self.dtype}'
             )
-        return band
+        return segment
+
+    def _submit_segment(self, row: int, x0: int, segment: numpy.ndarray, *, last: bool) -> None:
+        """Encode a level-0 segment's tiles; feed its downsampled pixels to level 1."""
+        tile = self.levels[0].tile
+        submit = self.pool.submit
+        first_col = x0 // tile
+        for col in range(first_col, first_col + -(-segment.shape[1] // tile)):
+            self.pending.append(submit(self._encode_tile, 0, row, col, segment, x0))
+        self._drain(self.window)
+        if len(self.levels) > 1:
+            # Segments are whole tiles wide (even), so downsampling them one
+            # by one equals downsampling the band; only the last may be odd.
+            smaller = downsample2(segment, self.options.resampling)
+            for next_row, next_band in self.buffers[1].add(smaller, x0 // 2, complete=last):
+                self._submit_band(1, next_row, next_band)
 
     def _submit_band(self, level_index: int, row: int, band: numpy.ndarray) -> None:
+        """Encode a whole band of a lower level; cascade to the next level."""
         level = self.levels[level_index]
         submit = self.pool.submit
         for col in range(level.tiles_across):
-            self.pending.append(submit(self._encode_tile, level_index, row, col, band))
+            self.pending.append(submit(self._encode_tile, level_index, row, col, band, 0))
         self._drain(self.window)
         if level_index + 1 < len(self.levels):
             smaller = downsample2(band, self.options.resampling)
@@ -234,10 +281,11 @@ class _Pipeline:
 
     # -- worker side -------------------------------------------------------
     def _encode_tile(
-        self, level_index: int, row: int, col: int, band: numpy.ndarray
+        self, level_index: int, row: int, col: int, band: numpy.ndarray, band_x0: int
     ) -> tuple[int, int, int, bytes, bytes, Any, bool]:
+        """Encode tile (row, col) of a level from ``band`` (whose column 0 is band_x0)."""
         tile_size = self.levels[level_index].tile
-        x0 = col * tile_size
+        x0 = col * tile_size - band_x0
         tile = band[:, x0 : x0 + tile_size]
         stats = None
         first = tile[0, 0]
