@@ -181,3 +181,20 @@ def test_random_patches_through_the_cli_equal_the_reference(run_cli, merge, patc
             assert result.exit_code == 0, result.output
             reference.write(x, y, array)
         numpy.testing.assert_array_equal(canvas_of(staging), reference.result())
+
+
+def test_retried_write_patch_is_counted_once(tmp_path, run_cli, make_staging):
+    """A requeued job re-running the same write-patch must not skew 'mean'."""
+    import numpy as _np
+
+    import tifwriter_cli as _tw
+
+    staging = make_staging(width=4, height=1, merge='mean')
+    _np.save(tmp_path / 'a.npy', _np.full((1, 4), 10, _np.uint8))
+    _np.save(tmp_path / 'b.npy', _np.full((1, 2), 20, _np.uint8))
+    for name in ('a', 'b', 'a'):
+        assert run_cli('write-patch', staging, tmp_path / f'{name}.npy', '--x', '0', '--y', '0').exit_code == 0
+    # The same file at another place is a different write.
+    assert run_cli('write-patch', staging, tmp_path / 'b.npy', '--x', '2', '--y', '0').exit_code == 0
+    with _tw.read_staging(staging) as snapshot:
+        assert snapshot.read_canvas()[0, :, 0].tolist() == [15, 15, 15, 15]

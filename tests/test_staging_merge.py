@@ -179,3 +179,33 @@ def test_bad_patches_are_refused_before_anything_is_stored(make_staging):
     assert canvas[0, 5].tolist() == [255, 255, 255]
     assert canvas[0, 10].tolist() == [7, 7, 7]
     assert len(snapshot.patches) == 3
+
+
+@pytest.mark.parametrize('merge', ['mean', 'overwrite'])
+def test_a_source_staged_twice_counts_once_as_its_last_copy(make_staging, merge):
+    """A retried job re-staging the same source file must not skew 'mean',
+    and 'overwrite' must still see the last write last."""
+    path = make_staging(width=4, height=1, merge=merge)
+    source = ('tile_0_0.npy', 16, 123)
+    with tw.open_staging(path) as staging:
+        staging.write(0, 0, numpy.full((1, 4), 10, numpy.uint8), source=source)
+    with tw.open_staging(path) as staging:
+        staging.write(0, 0, numpy.full((1, 2), 20, numpy.uint8))  # another patch
+    with tw.open_staging(path) as staging:
+        staging.write(0, 0, numpy.full((1, 4), 10, numpy.uint8), source=source)  # the retry
+    with tw.read_staging(path) as snapshot:
+        canvas = snapshot.read_canvas()[0, :, 0].tolist()
+        assert snapshot.duplicate_rows == 1 and snapshot.sources == {source}
+        assert len(snapshot.patches) == 2
+    # mean: (10 + 20) / 2 = 15 where both cover, not (10+20+10)/3
+    assert canvas == ([15, 15, 10, 10] if merge == 'mean' else [10, 10, 10, 10])
+
+
+def test_source_path_must_be_utf8(make_staging):
+    path = make_staging(width=4, height=4)
+    with tw.open_staging(path) as staging:
+        with pytest.raises(tw.errors.PatchError, match='UTF-8'):
+            staging.write(0, 0, numpy.ones((2, 2), numpy.uint8), source=('bad\udcff.npy', 1, 1))
+        staging.write(0, 0, numpy.ones((2, 2), numpy.uint8), source=('good.npy', 1, 1))
+    with tw.read_staging(path) as snapshot:
+        assert snapshot.sources == {('good.npy', 1, 1)}

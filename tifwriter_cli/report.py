@@ -63,7 +63,12 @@ def format_staging_report(r: dict[str, Any]) -> str:
         f"staging file  {r['path']}  (format v{r['format_version']}, created {r['created']})",
         f"canvas        {c['width']} x {c['height']} px, {c['channels']} channel(s), {c['dtype']}, "
         f"kind {c['kind']}",
-        f"spacing       {spacing}",
+        f"spacing       {spacing}"
+        + (
+            f" (1 canvas px = {c['slide_downsample']:g} slide px)"
+            if c.get('slide_downsample', 1) != 1
+            else ''
+        ),
         f"tile size     {c['tile_size']}    fill {c['fill']:g}    merge {c['merge']}",
         f"fragments     {r['fragments']['count']} published, {_size(r['fragments']['bytes'])}"
         + (

@@ -42,8 +42,13 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, coords: str)
         array = load_array(patch, spec, convert=convert)
         canvas_x, canvas_y = canvas_position(x, y, coords=coords, spec=spec)
         height, width = array.shape[:2]
+        # Recorded as a source so a retried call (a requeued job) with the
+        # same unchanged file at the same place is counted once. A patch
+        # wholly outside stages nothing, so it needs no record either.
+        inside = clip_to_canvas(canvas_x, canvas_y, width, height, spec.width, spec.height)
+        source = _source_record(patch, canvas_x, canvas_y) if inside else None
         try:
-            writer.write(canvas_x, canvas_y, array, convert=convert)
+            writer.write(canvas_x, canvas_y, array, convert=convert, source=source)
         except PatchError as exc:
             raise type(exc)(f'{patch}: {exc}') from None
     placed = clip_to_canvas(canvas_x, canvas_y, width, height, spec.width, spec.height)
@@ -62,3 +67,10 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, coords: str)
             else ''
         )
     )
+
+
+def _source_record(patch: str, x: int, y: int) -> tuple[str, int, int]:
+    import os
+
+    stat = os.stat(patch)
+    return (f'{os.path.abspath(patch)}@{x},{y}', stat.st_size, stat.st_mtime_ns)

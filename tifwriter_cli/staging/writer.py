@@ -84,6 +84,8 @@ class StagingWriter:
             raise ValueError('write to a closed StagingWriter')
         patch = as_canvas_patch(array, self.spec, convert=convert)
         x, y = _as_int(x, 'x'), _as_int(y, 'y')
+        if source is not None:
+            source = _checked_source(source)
         clipped = clip_to_canvas(x, y, patch.shape[1], patch.shape[0], self.spec.width, self.spec.height)
         fragment = self._current_fragment()
         if clipped is None:
@@ -169,6 +171,17 @@ class StagingWriter:
 def open_staging(path: str | os.PathLike, **options) -> StagingWriter:
     """Open an existing staging file for writing patches."""
     return StagingWriter(path, **options)
+
+
+def _checked_source(source: tuple[str, int, int]) -> tuple[str, int, int]:
+    """A source record HDF5 can store (checked now: a bad one at publish
+    time would lose the whole unpublished fragment)."""
+    path, size, mtime_ns = source
+    try:
+        str(path).encode('utf-8')
+    except UnicodeEncodeError:
+        raise PatchError(f'source path {path!r} is not valid UTF-8') from None
+    return (str(path), int(size), int(mtime_ns))
 
 
 def _as_int(value: object, name: str) -> int:
