@@ -11,7 +11,6 @@ subprocess. Skipped only when the library file is absent
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import glob
 import json

@@ -222,7 +222,8 @@ def _finalize_source(
         if reasons:
             warn(f'{_READER_NAMES[reader]} will not read this file correctly: {"; ".join(reasons)}')
 
-    fragments = len(getattr(source, 'fragment_paths', ())) if hasattr(source, 'fragment_paths') else None
+    # A staging snapshot says what it took; in-memory sources have no such facts.
+    fragments = len(source.fragment_paths) if hasattr(source, 'fragment_paths') else None
     patches = len(source.patches) if hasattr(source, 'patches') else None
     if fragments is not None:
         log.info(

@@ -1,11 +1,14 @@
 """Our engine: one streaming pass, a downsampling cascade, parallel encoding.
 
-The canvas is read once, top to bottom, in bands of level-0 tile rows. Each
-band is cut into tiles that worker threads encode (imagecodecs releases the
-GIL), and it is downsampled by 2 into the next level's row buffer; whenever
-that buffer holds a full band of its level's tile height, the same happens
-one level down (the cascade). Memory therefore grows with the canvas width
-times the tile size, never with its height.
+The canvas is read once, top to bottom, one level-0 tile row at a time,
+each row in segments of a few whole tiles (read ahead by a thread of its
+own). Each segment is cut into tiles that worker threads encode
+(imagecodecs releases the GIL), and it is downsampled by 2 into level 1's
+row buffer; whenever a level's buffer holds a full band of that level's
+tile height, the band is encoded and downsampled one level further (the
+cascade). Memory therefore grows with the canvas width times the tile size
+(about two bands per lower level plus a few level-0 segments), never with
+its height.
 
 Encoded tiles are handed to the BigTIFF writer in submission order (not
 completion order): with a bounded window of in-flight tiles this costs no
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import logging
 import os
 import threading
 from typing import Any
@@ -34,8 +36,6 @@ from ..tiff.pyramid import RESAMPLING_METHODS, downsample2
 from .base import Engine, EngineResult, WriteOptions
 
 __all__ = ['NativeEngine', 'ENGINE_CLASS']
-
-log = logging.getLogger(__name__)
 
 #: Target size of a level-0 segment (a few whole tiles of one tile row).
 _SEGMENT_BYTES = 8 << 20
@@ -149,7 +149,7 @@ class _Pipeline:
         ]
         # Tiles in flight: two segments' worth (the encoders always have work
         # queued while the next segment is read and downsampled), at least
-        # two per worker.
+        # four per worker.
         self.window = max(2 * segment_tiles, 4 * options.workers)
         self.total_tiles = sum(level.tile_count for level in self.levels)
 

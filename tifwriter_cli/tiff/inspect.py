@@ -39,14 +39,7 @@ import os
 from typing import Any, Iterator
 
 from ..errors import NotATiffError
-from .codecs import (
-    MINISBLACK,
-    READERS,
-    RGB,
-    YCBCR,
-    compression_name,
-    reader_problems,
-)
+from .codecs import READERS, compression_name, reader_problems
 from .metadata import FORBIDDEN_DESCRIPTION_WORDS, parse_description
 
 __all__ = ['inspect_tiff', 'format_tiff_report']
