@@ -65,6 +65,9 @@ def atomic_output(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates 0600; an output is shared like any file the user
+        # writes, so give it the permissions the umask allows.
+        os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
         if fsync:
             with open(tmp, 'rb+') as fh:
@@ -79,3 +82,17 @@ def atomic_output(
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where Linux allows)."""
+    try:
+        with open('/proc/self/status') as fh:
+            for line in fh:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -29,7 +29,7 @@ DEMO_CLASSES = {0: 'background', 1: 'tissue', 2: 'tumour', 3: 'necrosis'}
 class DemoReport:
     staging: Path
     tiff: Path
-    preview: Path | None
+    preview: Path
     patches: int
     width: int
     height: int
@@ -88,6 +88,7 @@ def run_demo(
 ) -> DemoReport:
     """Stage a synthetic label prediction patch by patch and finalize it."""
     from .finalize import finalize
+    from .preview import render_preview, save_png
     from .spec import CanvasSpec
     from .staging import create_staging, open_staging
     from .tiff.inspect import inspect_tiff
@@ -114,13 +115,8 @@ def run_demo(
             if progress is not None:
                 progress(done, len(positions))
     finalize(staging_path, tiff_path, overwrite=overwrite, workers=workers)
-    preview_path: Path | None = directory / 'demo-labels.png'
-    try:
-        from .preview import render_preview, save_png
-
-        save_png(render_preview(tiff_path, size=1024), preview_path, overwrite=overwrite)
-    except ImportError:  # preview is optional for the demo
-        preview_path = None
+    preview_path = directory / 'demo-labels.png'
+    save_png(render_preview(tiff_path, size=1024), preview_path, overwrite=overwrite)
     return DemoReport(
         staging=staging_path,
         tiff=tiff_path,

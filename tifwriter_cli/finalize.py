@@ -256,9 +256,6 @@ def _finalize_source(
     with atomic_output(out_path, overwrite=overwrite) as tmp:
         result = engine.write(source, tmp, options)
         file_bytes = tmp.stat().st_size
-        # The temp file is created 0600; a slide image is meant to be shared
-        # like any file the user writes, so give it the umask's permissions.
-        os.chmod(tmp, 0o666 & ~_current_umask())
     seconds = time.monotonic() - started
     log.info(
         'wrote %s: %d levels, %d tiles (%d stored) in %.1f s',
@@ -283,12 +280,6 @@ def _finalize_source(
         fragments=fragments,
         patches=patches,
     )
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 _READER_NAMES = {'asap': 'ASAP', 'openslide_3.4': 'OpenSlide 3.4', 'openslide_4': 'OpenSlide 4'}

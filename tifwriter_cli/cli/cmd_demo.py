@@ -43,6 +43,5 @@ def command(ctx: click.Context, directory: str, width: int, height: int, workers
     classes = ', '.join(f'{k} = {v}' for k, v in DEMO_CLASSES.items())
     click.echo('')
     click.echo(f'Open {report.tiff} in ASAP or QuPath (labels: {classes}).')
-    if report.preview is not None:
-        click.echo(f'A picture of it: {report.preview}')
+    click.echo(f'A picture of it (fixed colour per class, with legend): {report.preview}')
     click.echo(f'Inspect the staging file with: tifwriter info {report.staging}')
