@@ -250,7 +250,21 @@ class Runner:
         return [self.python, str(PEERS_SCRIPT), step, *map(str, options)]
 
     # -- inputs ----------------------------------------------------------
-    def input_for(self, kind: str, size: int) -> InputSet:
+    def input_for(self, kind: str, size: int) -> InputSet | None:
+        """The cached input, generated if missing; None when the disk is too full."""
+        bytes_per_pixel = {'mask': 1, 'rgb': 3, 'prob': 4}[kind]
+        self.cache.mkdir(parents=True, exist_ok=True)
+        stem = f'{kind}-{size}x{size}-seed{self.args.seed}-v{GENERATOR_VERSION}'
+        if not (self.cache / f'{stem}.npy').exists():
+            # The array and its patch files, plus room for the steps' output.
+            needed = 2 * size * size * bytes_per_pixel + (2 << 30)
+            free = shutil.disk_usage(self.cache).free
+            if free < needed:
+                self.note(
+                    f'{kind}: needs {needed / 1e9:.1f} GB free in {self.cache} to generate its input, '
+                    f'has {free / 1e9:.1f} GB - case skipped (use --cache elsewhere or --scale small)'
+                )
+                return None
         started = time.perf_counter()
         inputs = ensure_input(self.cache, kind, width=size, height=size, seed=self.args.seed, log=self.log)
         took = time.perf_counter() - started
@@ -276,6 +290,9 @@ class Runner:
 
     def run_case(self, case: Case) -> None:
         inputs = self.input_for(case.input_kind, case.size)
+        if inputs is None:
+            self.skip(case.name, 'finalize', 'tifwriter finalize', 'not enough disk for the input')
+            return
         work = self.work / case.name
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -390,6 +407,9 @@ class Runner:
         size = SCALE_SIZE[self.args.scale]
         mask_case = self.cases['mask']
         mask = self.input_for('mask', mask_case.size)
+        if mask is None:
+            self.skip('scale', 'finalize', 'tifwriter finalize', 'not enough disk for the mask input')
+            return
         self.warm(mask.array_path)
         work = self.work / 'scale'
         shutil.rmtree(work, ignore_errors=True)
