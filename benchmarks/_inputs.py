@@ -210,8 +210,7 @@ def _generate_array(path: Path, kind: str, width: int, height: int, seed: int) -
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         for _ in pool.map(fill, range(0, height, BAND_ROWS)):
             pass
-    out.flush()
-    del out
+    out.flush()  # the memmap itself is closed when `out` goes out of scope
 
 
 def save_patches(array: numpy.ndarray, out_dir: Path, *, tile: int) -> int:

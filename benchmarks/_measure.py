@@ -231,13 +231,6 @@ def report_result(**values: Any) -> None:
     print(RESULT_PREFIX + json.dumps(values), flush=True)
 
 
-def median_wall(argv: Sequence[str | os.PathLike], *, runs: int, env=None, cwd=None) -> tuple[float, list[Measurement]]:
-    """Median wall time of ``runs`` runs of ``argv`` (startup-time checks)."""
-    measurements = [run_measured(argv, env=env, cwd=cwd) for _ in range(runs)]
-    walls = sorted(m.wall_s for m in measurements)
-    return walls[len(walls) // 2], measurements
-
-
 def path_size(path: str | os.PathLike) -> int:
     """Bytes of a file, or of every file under a directory."""
     path = Path(path)

@@ -154,6 +154,7 @@ class Runner:
         self.targets: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.startup: dict[str, Any] = {}
+        self.scale_written: int | None = None  # pixels the scale case wrote
         self.python = sys.executable
         self.env = dict(os.environ)
         # Each step's Python must find the package and our modules exactly
@@ -549,7 +550,7 @@ class Runner:
             self.target(f'scale {SCALE_SIZE[self.args.scale]}: finalize peak anon <= 512 MiB', peak, 512, unit=' MiB')
             linear = None
             mask_fin = self.get('mask', 'finalize')
-            if scale and scale.wall_s and mask_fin and mask_fin.wall_s and getattr(self, 'scale_written', None):
+            if scale and scale.wall_s and mask_fin and mask_fin.wall_s and self.scale_written:
                 mask_pixels = self.cases['mask'].size ** 2
                 predicted = mask_fin.wall_s * self.scale_written / mask_pixels
                 linear = scale.wall_s / predicted
