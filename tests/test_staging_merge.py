@@ -209,3 +209,27 @@ def test_source_path_must_be_utf8(make_staging):
         staging.write(0, 0, numpy.ones((2, 2), numpy.uint8), source=('good.npy', 1, 1))
     with tw.read_staging(path) as snapshot:
         assert snapshot.sources == {('good.npy', 1, 1)}
+
+
+def test_storage_paths_read_back_exactly(make_staging):
+    """Compressible patches (blosc-lz4), incompressible ones (stored plainly)
+    and patches larger than one chunk (read through HDF5) all read back exactly."""
+    from tifwriter_cli.staging.fragment import CODEC_BLOSC_LZ4, CODEC_NONE
+
+    rng = numpy.random.default_rng(5)
+    smooth = numpy.repeat(rng.integers(0, 4, (40, 1)), 300, axis=1).astype(numpy.uint16)
+    noisy = rng.integers(0, 65535, (40, 300), dtype=numpy.uint16)
+    big = rng.integers(0, 3, (1100, 1500), dtype=numpy.uint16)  # > 1024: several chunks
+    path = make_staging(width=1600, height=1300, dtype='uint16')
+    reference = ReferenceCanvas(1600, 1300, dtype='uint16')
+    with tw.open_staging(path) as staging:
+        for x, y, array in [(0, 0, smooth), (0, 50, noisy), (50, 150, big)]:
+            staging.write(x, y, array)
+            reference.write(x, y, array)
+    with tw.read_staging(path) as snapshot:
+        assert snapshot.patches['codec'].tolist() == [CODEC_BLOSC_LZ4, CODEC_NONE, CODEC_BLOSC_LZ4]
+        numpy.testing.assert_array_equal(snapshot.read_canvas(), reference.result())
+        # A band cutting through the multi-chunk patch.
+        numpy.testing.assert_array_equal(
+            snapshot.read_region(40, 1000, 600, 300), reference.result()[1000:1300, 40:640]
+        )

@@ -25,7 +25,7 @@ import numpy
 from ..errors import NotAStagingFileError
 from ..merge import new_accumulator
 from .canvasfile import StagingHeader, read_canvas
-from .fragment import read_fragment_tables
+from .fragment import CODEC_BLOSC_LZ4, CODEC_NONE, read_fragment_tables
 from .layout import FORMAT_VERSION, fragments_dir, published_fragments, stale_temp_fragments
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
@@ -41,6 +41,7 @@ PATCH_DTYPE = numpy.dtype(
         ('height', '<i8'),
         ('uniform', 'u1'),
         ('value', '<f8'),
+        ('codec', 'u1'),
     ]
 )
 
@@ -69,6 +70,7 @@ class StagingSnapshot:
         self.opened_at = datetime.datetime.now(datetime.timezone.utc)
         self.fragment_paths: list[Path] = [p for _, p in published_fragments(self.fragments_dir)]
         self._open: collections.OrderedDict[int, Any] = collections.OrderedDict()
+        self._descriptors: collections.OrderedDict[int, int] = collections.OrderedDict()
         self.sources: set[tuple[str, int, int]] = set()
         self.duplicate_rows = 0
         self.patches = self._load_index()
@@ -96,7 +98,7 @@ class StagingSnapshot:
             table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
             table['fragment'] = number
             table['number'] = numpy.arange(len(index))
-            for field in ('x', 'y', 'width', 'height', 'uniform', 'value'):
+            for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec'):
                 table[field] = index[field]
             sourced_rows.append(numpy.flatnonzero(index['source'] >= 0))
             for row_number in sourced_rows[-1]:
@@ -195,10 +197,53 @@ class StagingSnapshot:
             if patch['uniform']:
                 data = dtype.type(patch['value'])
             else:
-                dataset = self._fragment(int(patch['fragment']))['patches'][str(int(patch['number']))]
-                data = dataset[y0 - py : y1 - py, x0 - px : x1 - px, :]
+                data = self._patch_pixels(patch)[y0 - py : y1 - py, x0 - px : x1 - px]
             accumulator.add(rows, cols, data)
         return accumulator.result()
+
+    def _patch_pixels(self, patch: numpy.void) -> numpy.ndarray:
+        """All pixels of a stored patch, (height, width, channels).
+
+        A patch stored as one chunk (patches up to 1024 px a side: nearly all)
+        is read with pread and decoded by imagecodecs, both outside the GIL
+        and outside HDF5's global lock, so the encoder threads keep running;
+        going through h5py for each patch cost more than the decoding itself.
+        Larger patches, and anything unexpected, go through h5py.
+        """
+        import h5py
+
+        fragment, number = int(patch['fragment']), int(patch['number'])
+        h5 = self._fragment(fragment)
+        dataset_id = h5py.h5d.open(h5['patches'].id, str(number).encode())
+        shape = (int(patch['height']), int(patch['width']), self.spec.channels)
+        codec = int(patch['codec'])
+        dtype = self.spec.numpy_dtype
+        if dataset_id.get_create_plist().get_layout() == h5py.h5d.CHUNKED and dataset_id.get_num_chunks() == 1:
+            info = dataset_id.get_chunk_info(0)
+            if info.chunk_offset == (0, 0, 0) and info.filter_mask == 0 and codec in (CODEC_NONE, CODEC_BLOSC_LZ4):
+                chunk_shape = dataset_id.get_create_plist().get_chunk()
+                if tuple(chunk_shape) == shape:
+                    raw = os.pread(self._descriptor(fragment), info.size, info.byte_offset)
+                    if codec == CODEC_BLOSC_LZ4:
+                        import imagecodecs
+
+                        raw = imagecodecs.blosc_decode(raw)
+                    return numpy.frombuffer(raw, dtype=dtype).reshape(shape)
+        out = numpy.empty(shape, dtype=dtype)
+        dataset_id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+        return out
+
+    def _descriptor(self, fragment: int) -> int:
+        fd = self._descriptors.get(fragment)
+        if fd is None:
+            if len(self._descriptors) >= MAX_OPEN_FRAGMENTS:
+                _, oldest = self._descriptors.popitem(last=False)
+                os.close(oldest)
+            fd = os.open(self.fragment_paths[fragment], os.O_RDONLY)
+            self._descriptors[fragment] = fd
+        else:
+            self._descriptors.move_to_end(fragment)
+        return fd
 
     def read_canvas(self) -> numpy.ndarray:
         """The whole merged canvas (small canvases and tests only)."""
@@ -266,6 +311,9 @@ class StagingSnapshot:
 
     # -- lifetime --------------------------------------------------------
     def close(self) -> None:
+        while self._descriptors:
+            _, fd = self._descriptors.popitem()
+            os.close(fd)
         while self._open:
             _, h5 = self._open.popitem()
             h5.close()
