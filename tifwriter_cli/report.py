@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import EXIT_FAILURE, NotAStagingFileError
 
-__all__ = ['describe_path', 'describe_staging', 'format_staging_report', 'sniff']
+__all__ = ['describe_path', 'describe_staging', 'format_bytes', 'format_staging_report', 'sniff']
 
 HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
 TIFF_SIGNATURES = (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+')
@@ -70,7 +70,7 @@ def format_staging_report(r: dict[str, Any]) -> str:
             else ''
         ),
         f"tile size     {c['tile_size']}    fill {c['fill']:g}    merge {c['merge']}",
-        f"fragments     {r['fragments']['count']} published, {_size(r['fragments']['bytes'])}"
+        f"fragments     {r['fragments']['count']} published, {format_bytes(r['fragments']['bytes'])}"
         + (
             f", {r['fragments']['unpublished_temp_files']} unpublished temp file(s) "
             '(writers running, or killed)'
@@ -97,7 +97,8 @@ def format_staging_report(r: dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
-def _size(n: int) -> str:
+def format_bytes(n: float) -> str:
+    """'209.8 KB': decimal units, as file managers and du -h --si show them."""
     for unit in ('B', 'KB', 'MB', 'GB', 'TB'):
         if n < 1000 or unit == 'TB':
             return f'{n:.0f} {unit}' if unit == 'B' else f'{n:.1f} {unit}'

@@ -66,6 +66,7 @@ def command(
     only read; OUT appears complete or not at all.
     """
     from ..finalize import finalize
+    from ..report import format_bytes
 
     report = finalize(
         staging,
@@ -89,14 +90,7 @@ def command(
     click.echo(
         f'wrote {report.out}: {report.width} x {report.height} px, {len(report.levels)} level(s) '
         f'down to {smallest[0]} x {smallest[1]}, {report.compression}, '
-        f'{_size(report.file_bytes)}, {report.tiles_written} tiles '
+        f'{format_bytes(report.file_bytes)}, {report.tiles_written} tiles '
         f'({report.tiles_stored} stored) in {report.seconds:.1f} s'
     )
 
-
-def _size(n: float) -> str:
-    for unit in ('B', 'KB', 'MB', 'GB', 'TB'):
-        if n < 1000 or unit == 'TB':
-            return f'{n:.0f} {unit}' if unit == 'B' else f'{n:.1f} {unit}'
-        n /= 1000
-    return f'{n} B'

@@ -39,6 +39,7 @@ import os
 from typing import Any, Iterator
 
 from ..errors import NotATiffError
+from ..report import format_bytes
 from .codecs import READERS, compression_name, reader_problems
 from .metadata import FORBIDDEN_DESCRIPTION_WORDS, parse_description
 
@@ -403,7 +404,7 @@ def format_tiff_report(r: dict[str, Any]) -> str:
         else 'unknown (no resolution in cm or inch)'
     )
     lines = [
-        f'TIFF          {r["path"]}  ({r["format"]}, {_size(r["file_bytes"])})',
+        f'TIFF          {r["path"]}  ({r["format"]}, {format_bytes(r["file_bytes"])})',
         f'pixels        {r["dtype"]}, {r["channels"]} channel(s), {r["photometric"]}, '
         f'{r["compression"]}',
         f'spacing       {spacing}',
@@ -449,10 +450,3 @@ def format_tiff_report(r: dict[str, Any]) -> str:
             lines.append(f'    - {reason}')
     return '\n'.join(lines)
 
-
-def _size(n: float) -> str:
-    for unit in ('B', 'KB', 'MB', 'GB', 'TB'):
-        if n < 1000 or unit == 'TB':
-            return f'{n:.0f} {unit}' if unit == 'B' else f'{n:.1f} {unit}'
-        n /= 1000
-    return f'{n} B'
