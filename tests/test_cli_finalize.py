@@ -33,8 +33,8 @@ def test_success_summary_and_pixels(tmp_path, make_staging, run_cli):
     assert lines[0].startswith(f'wrote {out}: 1500 x 700 px, 2 level(s) down to 750 x 350, lzw, ')
     assert 'tiles' in lines[0] and lines[0].endswith(' s')
     assert result.stderr.strip() == (
-        'tifwriter: took 2 patch(es) from 1 fragment(s) (writers may continue; patches '
-        'published after this point are not included)'
+        'tifwriter: took 2 patch(es) from the 1 fragment(s) published when finalize '
+        'started (later ones are not included)'
     )
     with tifffile.TiffFile(out) as tif:
         assert len(tif.pages) == 2

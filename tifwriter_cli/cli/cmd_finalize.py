@@ -82,8 +82,8 @@ def command(
     )
     if report.patches is not None:
         click.echo(
-            f'tifwriter: took {report.patches} patch(es) from {report.fragments} fragment(s) '
-            '(writers may continue; patches published after this point are not included)',
+            f'tifwriter: took {report.patches} patch(es) from the {report.fragments} fragment(s) '
+            'published when finalize started (later ones are not included)',
             err=True,
         )
     smallest = report.levels[-1]
