@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -387,6 +388,7 @@ def mtimes(root: Path) -> dict[str, int]:
     }
 
 
+@pytest.mark.skipif(shutil.which('make') is None, reason='GNU make is not installed')
 def test_makefile_builds_each_slide_once_and_only_what_changed(tmp_path):
     env = clean_env(tmp_path)
     RECIPES['makefile'].write_to(tmp_path)
