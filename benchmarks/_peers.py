@@ -15,7 +15,7 @@ Steps:
   (level 0 and every pyramid level) with the same codec and settings, from
   arrays already in memory, on all cores, no I/O, no merge, no dedup; it
   reports the encode-only wall time;
-* ``finalize-array``: ``tifwriter_cli.finalize.finalize`` over an
+* ``finalize-array``: ``tifwriter_cli.finalization.finalize`` over an
   ``ArraySource`` wrapping the memmap: our writer from the very source
   libvips reads, without the staging file (tells the staging read's share);
 * ``asap``: ASAP's ``MultiResolutionImageWriter`` (when importable);
@@ -89,7 +89,7 @@ def step_api(args: argparse.Namespace) -> None:
 # -- our writer from the memmap -------------------------------------------
 def step_finalize_array(args: argparse.Namespace) -> None:
     import tifwriter_cli as tw
-    from tifwriter_cli.finalize import finalize
+    from tifwriter_cli.finalization import finalize
     from tifwriter_cli.sources import ArraySource
 
     array = numpy.load(args.input, mmap_mode='r')

@@ -100,17 +100,13 @@ def test_package_docstring_example(tmp_path, monkeypatch):
     assert result.failed == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='bug: importing the submodule tifwriter_cli.finalize (the CLI, demo, tests do) '
-    'replaces the package attribute finalize, the documented function, with that module',
-)
 def test_tw_finalize_is_the_function_even_after_its_module_was_imported(tmp_path):
     code = textwrap.dedent(
         """
-        import tifwriter_cli.finalize  # as the finalize command and run_demo do
+        import tifwriter_cli.finalization  # as the finalize command and run_demo do
+        import tifwriter_cli.ingest
         import tifwriter_cli as tw
-        print(callable(tw.finalize))
+        print(callable(tw.finalize) and callable(tw.ingest_npy_dir))
         """
     )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)

@@ -8,7 +8,7 @@ import numpy
 import pytest
 import tifffile
 
-from tifwriter_cli.finalize import finalize
+from tifwriter_cli.finalization import finalize
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec
 

@@ -110,7 +110,7 @@ def test_env_var_reaches_finalize_workers(run_cli, make_staging, tmp_path, monke
     import importlib
 
     # The module, whatever the package attribute of the same name holds.
-    finalize_module = importlib.import_module('tifwriter_cli.finalize')
+    finalize_module = importlib.import_module('tifwriter_cli.finalization')
 
     seen = {}
     real_finalize = finalize_module.finalize

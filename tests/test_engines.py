@@ -14,7 +14,7 @@ import pytest
 import tifffile
 
 from tifwriter_cli.engines import get_engine
-from tifwriter_cli.finalize import finalize
+from tifwriter_cli.finalization import finalize
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec
 from tifwriter_cli.tiff.inspect import inspect_tiff

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy
 import pytest
 
-from tifwriter_cli.finalize import finalize
+from tifwriter_cli.finalization import finalize
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec
 

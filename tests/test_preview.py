@@ -333,7 +333,7 @@ def test_parse_provenance_formats():
 
 
 def test_preview_of_a_finalized_tiff(make_staging, tmp_path):
-    finalize = pytest.importorskip('tifwriter_cli.finalize').finalize
+    finalize = pytest.importorskip('tifwriter_cli.finalization').finalize
     canvas = numpy.zeros((200, 300), numpy.uint8)
     canvas[:, 150:] = 2
     canvas[50:100, 20:60] = 1
@@ -404,7 +404,7 @@ def test_overlay_blends_classes_and_shows_the_slide_under_background(
 
 
 def test_overlay_of_a_finalized_heatmap_uses_its_slide_downsample(heatmap, slide, tmp_path):
-    finalize = pytest.importorskip('tifwriter_cli.finalize').finalize
+    finalize = pytest.importorskip('tifwriter_cli.finalization').finalize
     path, canvas = heatmap
     finalize(path, tmp_path / 'heat.tif')
     from_tiff = render_preview(tmp_path / 'heat.tif', size=125, overlay=slide, alpha=0.4)

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from tifwriter_cli.errors import NotATiffError
-from tifwriter_cli.finalize import finalize
+from tifwriter_cli.finalization import finalize
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec
 from tifwriter_cli.tiff.inspect import format_tiff_report, inspect_tiff

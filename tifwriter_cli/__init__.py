@@ -48,7 +48,7 @@ _LAZY = {
     'StagingWriter': 'tifwriter_cli.staging',
     'StagingSnapshot': 'tifwriter_cli.staging',
     'ingest_npy_dir': 'tifwriter_cli.ingest',
-    'finalize': 'tifwriter_cli.finalize',
+    'finalize': 'tifwriter_cli.finalization',
 }
 
 

@@ -87,7 +87,7 @@ def run_demo(
     progress: Callable[[int, int], None] | None = None,
 ) -> DemoReport:
     """Stage a synthetic label prediction patch by patch and finalize it."""
-    from .finalize import finalize
+    from .finalization import finalize
     from .preview import render_preview, save_png
     from .spec import CanvasSpec
     from .staging import create_staging, open_staging

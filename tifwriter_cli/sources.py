@@ -1,4 +1,4 @@
-"""Canvas sources for :func:`tifwriter_cli.finalize.finalize` besides staging files.
+"""Canvas sources for :func:`tifwriter_cli.finalization.finalize` besides staging files.
 
 Anything with a ``.spec`` (:class:`~tifwriter_cli.spec.CanvasSpec`) and a
 ``.read_region(x, y, width, height)`` returning an (height, width, channels)

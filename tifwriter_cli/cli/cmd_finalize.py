@@ -65,7 +65,7 @@ def command(
     patches published after finalize starts are not included. STAGING is
     only read; OUT appears complete or not at all.
     """
-    from ..finalize import finalize
+    from ..finalization import finalize
     from ..report import format_bytes
 
     report = finalize(
