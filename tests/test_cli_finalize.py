@@ -138,3 +138,45 @@ def test_env_var_option(tmp_path, make_staging, run_cli):
     assert result.exit_code == 0, result.output
     with tifffile.TiffFile(out) as tif:
         assert int(tif.pages[0].compression) == 50000
+
+
+def test_sigterm_leaves_no_output_and_exits_143(tmp_path):
+    """A scheduler's time limit (SIGTERM) mid-finalize leaves nothing at OUT."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import tifwriter_cli as tw
+
+    staging = tmp_path / 'big.h5'
+    tw.create_staging(staging, tw.CanvasSpec(width=6000, height=6000))
+    rng = numpy.random.default_rng(0)
+    with tw.open_staging(staging) as writer:
+        for y in range(0, 6000, 1000):
+            writer.write(0, y, rng.integers(0, 4, (1000, 6000), dtype=numpy.uint8))
+    out = tmp_path / 'big.tif'
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'tifwriter_cli', 'finalize', str(staging), str(out), '--workers', '1'],
+        stderr=subprocess.PIPE, text=True,
+    )
+    # Wait until the temp output exists: finalize is then mid-write.
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob('.big.tif.*.tmp')):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert 'Traceback' not in stderr
+    assert stderr.strip().splitlines()[-1].startswith('tifwriter: terminated (SIGTERM)')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['big.h5', 'big.h5.fragments']
+
+
+def test_quiet_prints_no_snapshot_line(tmp_path, make_staging, run_cli):
+    staging, _ = staged_labels(make_staging)
+    result = run_cli('-q', 'finalize', staging, tmp_path / 'q.tif')
+    assert result.exit_code == 0
+    assert result.stderr == ''
+    assert result.stdout.startswith('wrote ')

@@ -233,3 +233,21 @@ def test_storage_paths_read_back_exactly(make_staging):
         numpy.testing.assert_array_equal(
             snapshot.read_region(40, 1000, 600, 300), reference.result()[1000:1300, 40:640]
         )
+
+
+def test_fragments_without_the_codec_column_still_read(make_staging):
+    """Fragments from before the codec column (all blosc-lz4) read as before."""
+    import h5py
+
+    path = make_staging(width=40, height=40)
+    patch = numpy.repeat(numpy.arange(40, dtype=numpy.uint8)[None, :], 40, axis=0)
+    with tw.open_staging(path) as staging:
+        staging.write(0, 0, patch)
+    (fragment,) = path.with_name(path.name + '.fragments').glob('*.h5')
+    with h5py.File(fragment, 'r+') as h5:
+        old = h5['index'][()]
+        names = [n for n in old.dtype.names if n != 'codec']
+        del h5['index']
+        h5['index'] = old[names]
+    with tw.read_staging(path) as snapshot:
+        numpy.testing.assert_array_equal(snapshot.read_canvas()[:, :, 0], patch)

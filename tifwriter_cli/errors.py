@@ -14,7 +14,7 @@ __all__ = [
     'EXIT_OK',
     'EXIT_FAILURE',
     'EXIT_USAGE',
-    'EXIT_NOTHING_TO_DO',
+    'EXIT_TERMINATED',
     'TifwriterError',
     'InvalidOptionError',
     'OutputExistsError',
@@ -25,17 +25,15 @@ __all__ = [
     'LossyConversionError',
     'SourceFileError',
     'NotATiffError',
-    'TiffCompatError',
     'EngineUnavailableError',
     'SlideReadError',
-    'NothingToDoError',
 ]
 
 #: Exit codes, documented in docs/troubleshooting.md.
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_NOTHING_TO_DO = 3
+EXIT_TERMINATED = 143  # SIGTERM (a scheduler's time limit)
 
 
 class TifwriterError(Exception):
@@ -82,10 +80,6 @@ class NotATiffError(TifwriterError, ValueError):
     """The path is not a TIFF file."""
 
 
-class TiffCompatError(TifwriterError, ValueError):
-    """A TIFF breaks a rule a reader (ASAP, OpenSlide, ...) demands."""
-
-
 class EngineUnavailableError(TifwriterError, ImportError):
     """The requested writer engine cannot be used here."""
 
@@ -94,7 +88,6 @@ class SlideReadError(TifwriterError, ValueError):
     """A reference slide cannot be read."""
 
 
-class NothingToDoError(TifwriterError):
-    """Nothing was done because nothing needed doing (useful for Make)."""
-
-    exit_code = EXIT_NOTHING_TO_DO
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (a scheduler's time limit): unwind like Ctrl-C, so
+    every atomic output removes its temp file, and exit 143."""

@@ -80,7 +80,7 @@ def command(
         force=force,
         engine=engine,
     )
-    if report.patches is not None:
+    if report.patches is not None and not (ctx.find_root().obj or {}).get('quiet'):
         click.echo(
             f'tifwriter: took {report.patches} patch(es) from the {report.fragments} fragment(s) '
             'published when finalize started (later ones are not included)',

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import signal
 import sys
 
 import click
 
 from .. import __version__
-from ..errors import EXIT_FAILURE, TifwriterError
+from ..errors import EXIT_FAILURE, EXIT_TERMINATED, Terminated, TifwriterError
 
 # Subcommand name -> module in this package defining ``command``. Loaded
 # only when invoked, so ``tifwriter --help`` never imports numpy or h5py.
@@ -40,7 +42,11 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         # The one place where expected failures become one line + exit code.
         try:
-            return super().invoke(ctx)
+            with _sigterm_unwinds():
+                return super().invoke(ctx)
+        except Terminated:
+            click.echo('tifwriter: terminated (SIGTERM); no output was left half-written', err=True)
+            ctx.exit(EXIT_TERMINATED)
         except TifwriterError as exc:
             click.echo(f'tifwriter: error: {exc}', err=True)
             ctx.exit(exc.exit_code)
@@ -58,6 +64,26 @@ class LazyGroup(click.Group):
         rows = [(name, SUBCOMMANDS[name][1]) for name in SUBCOMMANDS]
         with formatter.section('Commands'):
             formatter.write_dl(rows)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """Turn SIGTERM (a scheduler's time limit) into an exception while a
+    command runs, so atomic outputs remove their temp files as on Ctrl-C.
+    (ingest-npy-dir installs its own, gentler handler for its duration.)"""
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread (e.g. an embedding app): leave it
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _OneLineFormatter(logging.Formatter):

@@ -57,7 +57,7 @@ def create_staging(
     uid = uuid.uuid4().hex
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     with atomic_output(path, overwrite=overwrite) as tmp:
-        with h5py.File(tmp, 'w') as h5:
+        with h5py.File(tmp, 'w', locking=False) as h5:  # HPC filesystems refuse locks
             h5.attrs['format'] = FORMAT_NAME
             h5.attrs['format_version'] = FORMAT_VERSION
             h5.attrs['uid'] = uid

@@ -185,7 +185,14 @@ def _is_uniform(patch: numpy.ndarray, first: Any) -> bool:
 
 def read_fragment_tables(h5: Any) -> tuple[numpy.ndarray, list[tuple[str, int, int]]]:
     """The index table and the source records of an open fragment."""
-    index = numpy.asarray(h5['index'][()], dtype=INDEX_DTYPE)
+    stored = h5['index'][()]
+    index = numpy.zeros(len(stored), dtype=INDEX_DTYPE)
+    # Fragments written before the codec column existed stored every patch
+    # with blosc-lz4.
+    index['codec'] = CODEC_BLOSC_LZ4
+    for field in stored.dtype.names:
+        if field in INDEX_DTYPE.names:
+            index[field] = stored[field]
     sources = []
     if 'sources' in h5:
         for row in h5['sources'][()]:
