@@ -13,6 +13,8 @@ from hypothesis.extra import numpy as hnp
 from tifwriter_cli.tiff.plan import plan_pyramid
 from tifwriter_cli.tiff.pyramid import RESAMPLING_METHODS, downsample2
 
+from ._tiff_reference import expected_levels
+
 
 def reference_downsample(band: numpy.ndarray, method: str) -> numpy.ndarray:
     """Per output pixel and channel, from the pixels its (maybe partial) 2x2 block has.
@@ -181,22 +183,6 @@ def test_unknown_method_and_bad_shape_refused() -> None:
 
 
 # -- the plan ----------------------------------------------------------------
-def reference_plan(width: int, height: int, tile: int) -> list[tuple[int, int, int]]:
-    def tile_for(w: int, h: int) -> int:
-        t = 16
-        while t + 16 <= min(w, h, tile):
-            t += 16
-        return t
-
-    levels = [(width, height, tile_for(width, height))]
-    while max(levels[-1][:2]) > 1024:
-        w, h = math.ceil(levels[-1][0] / 2), math.ceil(levels[-1][1] / 2)
-        if min(w, h) < 16:
-            break
-        levels.append((w, h, tile_for(w, h)))
-    return levels
-
-
 @settings(max_examples=200, deadline=None)
 @given(
     width=st.integers(1, 300_000),
@@ -205,7 +191,7 @@ def reference_plan(width: int, height: int, tile: int) -> list[tuple[int, int, i
 )
 def test_plan_rules(width: int, height: int, tile: int) -> None:
     plan = plan_pyramid(width, height, tile)
-    assert [(p.width, p.height, p.tile) for p in plan] == reference_plan(width, height, tile)
+    assert [(p.width, p.height, p.tile) for p in plan] == expected_levels(width, height, tile)
     for previous, level in zip(plan, plan[1:]):
         assert level.width < previous.width  # strictly narrower (ASAP)
         assert level.downsample == 2 * previous.downsample
