@@ -2,20 +2,23 @@
 
 The canvas is read once, top to bottom, one level-0 tile row at a time,
 each row in segments of a few whole tiles (read ahead by a thread of its
-own). Each segment is cut into tiles that worker threads encode
-(imagecodecs releases the GIL), and it is downsampled by 2 into level 1's
-row buffer; whenever a level's buffer holds a full band of that level's
-tile height, the band is encoded and downsampled one level further (the
-cascade). Memory therefore grows with the canvas width times the tile size
-(about two bands per lower level plus a few level-0 segments), never with
-its height.
+own, which also finds the segment's uniform tiles). The segment's tiles are
+encoded by worker threads (imagecodecs releases the GIL), and the segment
+is downsampled by 2 straight into level 1's band buffer; whenever a level's
+band buffer holds a full band of that level's tile height, the band is
+encoded and downsampled one level further (the cascade). Memory therefore
+grows with the canvas width times the tile size (about two bands per lower
+level plus a few level-0 segments), never with its height.
 
 Encoded tiles are handed to the BigTIFF writer in submission order (not
 completion order): with a bounded window of in-flight tiles this costs no
 parallelism, and it makes the file byte-for-byte reproducible.
 
-A tile whose pixels are all one value is encoded once per (level tile size,
-value) and shared; the writer also stores identical encoded bytes once.
+A tile whose pixels are all one value (bitwise) is found by a vectorised
+check of the whole segment or band; it is encoded once per (level tile
+size, value) and shared, without a trip through the worker pool, and its
+downsampled area is filled with the value's reduction instead of being
+computed. The writer also stores identical encoded bytes once.
 """
 
 from __future__ import annotations
@@ -32,13 +35,18 @@ from ..tiff.bigtiff import BigTiffWriter, ImageInfo, tile_digest
 from ..tiff.codecs import COMPRESSIONS, tile_encoder
 from ..tiff.metadata import needs_sample_stats, sample_range_hint
 from ..tiff.plan import LevelPlan
-from ..tiff.pyramid import RESAMPLING_METHODS, downsample2
+from ..tiff.pyramid import RESAMPLING_METHODS, downsample2, halved
 from .base import Engine, EngineResult, WriteOptions
 
 __all__ = ['NativeEngine', 'ENGINE_CLASS']
 
 #: Target size of a level-0 segment (a few whole tiles of one tile row).
 _SEGMENT_BYTES = 8 << 20
+
+#: Bytes between the pages touched to map a segment into memory up front.
+_PAGE = 4096
+
+_UNSIGNED = {1: numpy.uint8, 2: numpy.uint16, 4: numpy.uint32, 8: numpy.uint64}
 
 
 class NativeEngine(Engine):
@@ -53,60 +61,121 @@ class NativeEngine(Engine):
 ENGINE_CLASS = NativeEngine
 
 
+def uniform_tiles(band: numpy.ndarray, tile: int) -> list[numpy.ndarray | None]:
+    """For each tile column of an (H, W, C) band (tiles ``tile`` px wide from
+    column 0, the last maybe narrower): its pixel (a (C,) array) when all its
+    pixels are bitwise equal, else None. Bitwise, so NaN tiles are uniform.
+    """
+    height, width, channels = band.shape
+    count = -(-width // tile)
+    results: list[numpy.ndarray | None] = [None] * count
+    if height == 0 or width == 0:
+        return results
+    bits = band.view(_UNSIGNED[band.itemsize])
+    first = bits[0, 0::tile]  # (count, C): each tile's top-left pixel
+    full = width // tile
+    # Three sample rows (top, middle, bottom) of every tile at once reject
+    # nearly all mixed tiles before any whole tile is compared.
+    candidate = numpy.ones(count, bool)
+    for y in sorted({0, height // 2, height - 1}):
+        row = bits[y]
+        if full:
+            same = row[: full * tile].reshape(full, tile, channels) == first[:full, numpy.newaxis]
+            candidate[:full] &= same.all(axis=(1, 2))
+        if count > full:
+            candidate[full] &= bool((row[full * tile :] == first[full]).all())
+    row_bytes = tile * channels * band.itemsize
+    for column in numpy.flatnonzero(candidate).tolist():
+        x0 = column * tile
+        pixels = bits[:, x0 : x0 + tile]
+        if height > 1 and pixels.shape[1] * channels * band.itemsize % 8 == 0 and row_bytes % 8 == 0:
+            # Every row equal to the first, compared as 64-bit words (the
+            # first row is already known to be one value).
+            words = pixels.reshape(height, -1).view(numpy.uint64)
+            uniform = bool((words[1:] == words[0]).all())
+        else:
+            uniform = bool((pixels == first[column]).all())
+        if uniform:
+            results[column] = band[0, x0].copy()
+    return results
+
+
+def _touch(segment: numpy.ndarray) -> None:
+    """Read one value per memory page so the pages are mapped now.
+
+    A view into a memory-mapped file would otherwise take its page faults
+    inside the downsampling and encoding, interleaved with their work,
+    which costs several times more than faulting the pages in one go.
+    """
+    if segment.size and not segment.flags.owndata:
+        step = max(1, _PAGE // 2 // max(1, segment.strides[1]))
+        segment.view(_UNSIGNED[segment.itemsize])[:, ::step, 0].max()
+
+
 class _RowBuffer:
     """Assembles the downsampled rows of one level into bands of its tile height.
 
     Rows arrive in order, each group possibly in several column pieces (the
-    level-0 segments). Each band is a fresh array (tiles of emitted bands
-    are still being encoded), filled in place: no concatenation copies.
+    level-0 segments), downsampled straight into the band (:meth:`regions`).
+    A band's buffer has a spare column (and row) so an odd-sized band can be
+    completed to even size for the next downsampling without a copy, and
+    rows padded to whole 8-byte words (the fast paths of ``downsample2``).
+    Buffers of emitted bands come back through :meth:`recycle` once their
+    tiles are written, so the process allocates about two per level.
     """
 
     def __init__(self, level: LevelPlan, channels: int, dtype: numpy.dtype):
         self.level = level
         self.channels = channels
         self.dtype = dtype
-        self._bands: dict[int, numpy.ndarray] = {}  # tile row -> band being filled
+        pixel_bytes = channels * dtype.itemsize
+        row_pixels = level.width + 1
+        while row_pixels * pixel_bytes % 8:
+            row_pixels += 1
+        self._buffer_shape = (level.tile, row_pixels, channels)
+        self._free: list[numpy.ndarray] = []
+        self._bands: dict[int, numpy.ndarray] = {}  # tile row -> buffer being filled
         self.rows_done = 0  # rows complete in every column
         self.next_band = 0  # tile row of the next band to emit
 
-    def add(
-        self, rows: numpy.ndarray, x0: int = 0, *, complete: bool = True
-    ) -> list[tuple[int, numpy.ndarray]]:
-        """Place ``rows`` at columns x0.. of the next rows; return completed bands.
+    def band_height(self, band_row: int) -> int:
+        return min(self.level.tile, self.level.height - band_row * self.level.tile)
 
-        ``complete`` says these rows now have all their columns (the last
-        piece of a group); only then do they count and bands get emitted.
-        """
+    def regions(self, count: int, x0: int, width: int) -> list[tuple[int, int, numpy.ndarray]]:
+        """Where the next ``count`` rows, columns x0..x0+width, go:
+        (first row, end row, band view) pieces split at band boundaries."""
         level = self.level
-        tile = level.tile
-        count = rows.shape[0]
         if self.rows_done + count > level.height:
             raise RuntimeError(f'level {level.index} got more than its {level.height} rows')
-        done_in = 0
-        while done_in < count:
-            at = self.rows_done + done_in
-            band_row = at // tile
-            band = self._bands.get(band_row)
-            if band is None:
-                height = min(tile, level.height - band_row * tile)
-                band = self._bands[band_row] = numpy.empty(
-                    (height, level.width, self.channels), self.dtype
-                )
-            local = at - band_row * tile
-            take = min(band.shape[0] - local, count - done_in)
-            band[local : local + take, x0 : x0 + rows.shape[1]] = rows[done_in : done_in + take]
-            done_in += take
-        if not complete:
-            return []
+        pieces = []
+        done = 0
+        while done < count:
+            at = self.rows_done + done
+            band_row = at // level.tile
+            buffer = self._bands.get(band_row)
+            if buffer is None:
+                buffer = self._free.pop() if self._free else numpy.empty(self._buffer_shape, self.dtype)
+                self._bands[band_row] = buffer
+            local = at - band_row * level.tile
+            take = min(self.band_height(band_row) - local, count - done)
+            pieces.append((done, done + take, buffer[local : local + take, x0 : x0 + width]))
+            done += take
+        return pieces
+
+    def advance(self, count: int) -> list[tuple[int, numpy.ndarray]]:
+        """The next ``count`` rows now have all their columns: the completed
+        (tile row, buffer) bands, in order."""
         self.rows_done += count
         emitted = []
         while self.next_band in self._bands:
-            band = self._bands[self.next_band]
-            if self.next_band * tile + band.shape[0] > self.rows_done:
+            if self.next_band * self.level.tile + self.band_height(self.next_band) > self.rows_done:
                 break
             emitted.append((self.next_band, self._bands.pop(self.next_band)))
             self.next_band += 1
         return emitted
+
+    def recycle(self, buffer: numpy.ndarray) -> None:
+        self._free.append(buffer)
 
     def check_complete(self) -> None:
         if self._bands or self.rows_done != self.level.height:
@@ -123,20 +192,25 @@ class _Pipeline:
         self.spec = spec = options.spec
         self.levels = list(options.levels)
         self.dtype = spec.numpy_dtype
+        self.method = options.resampling
         self.encoder = tile_encoder(
             options.compression, dtype=self.dtype, channels=spec.channels, quality=options.quality
         )
         self.want_stats = needs_sample_stats(spec)
         self.is_float = self.dtype.kind == 'f'
-        # Uniform tiles compare as unsigned integers so NaN fill is uniform too.
-        self.compare_dtype = numpy.dtype(f'u{self.dtype.itemsize}')
         self._uniform_cache: dict[tuple[int, bytes], tuple[bytes, bytes]] = {}
-        self._uniform_lock = threading.Lock()
+        self._reduced_cache: dict[bytes, numpy.ndarray] = {}
         self.minimums: numpy.ndarray | None = None
         self.maximums: numpy.ndarray | None = None
         self.uniform_tiles = 0
         self.buffers = [None] + [_RowBuffer(level, spec.channels, self.dtype) for level in self.levels[1:]]
-        self.pending: collections.deque[concurrent.futures.Future] = collections.deque()
+        # In submission order: futures of tiles being encoded, or the tuples
+        # of tiles already resolved (uniform tiles).
+        self.pending: collections.deque[Any] = collections.deque()
+        self.submitted = 0
+        self.drained = 0
+        # Band buffers to recycle once every tile submitted before them is written.
+        self.releases: collections.deque[tuple[int, int, numpy.ndarray]] = collections.deque()
         level0 = self.levels[0]
         # Level 0 is read and processed in segments of whole tile columns
         # (about _SEGMENT_BYTES each) rather than whole bands, so a very
@@ -189,15 +263,16 @@ class _Pipeline:
         try:
             self.pool = pool
             level0 = self.levels[0]
-            # The next segment is read in a thread of its own while this one
-            # is cut into tiles, downsampled and handed to the encoders.
+            # The next segment is read (and its uniform tiles found) in a
+            # thread of its own while this one is encoded and downsampled.
             parts = [(row, x0, x1) for row in range(level0.tiles_down) for x0, x1 in self.segments]
             ahead = reader.submit(self._read_segment, *parts[0])
             for number, (row, x0, x1) in enumerate(parts):
-                segment = ahead.result()
+                segment, uniform = ahead.result()
                 if number + 1 < len(parts):
                     ahead = reader.submit(self._read_segment, *parts[number + 1])
-                self._submit_segment(row, x0, segment, last=x1 == spec.width)
+                self._submit_segment(row, x0, segment, uniform, last=x1 == spec.width)
+                del segment, uniform
             for buffer in self.buffers[1:]:
                 buffer.check_complete()  # the cascade emitted every band
             self._drain(0)
@@ -207,7 +282,8 @@ class _Pipeline:
             writer.close()
         except BaseException:
             for future in self.pending:
-                future.cancel()
+                if isinstance(future, concurrent.futures.Future):
+                    future.cancel()
             reader.shutdown(wait=True, cancel_futures=True)
             pool.shutdown(wait=True, cancel_futures=True)
             writer.abort()
@@ -224,8 +300,10 @@ class _Pipeline:
             extra={'uniform_tiles': self.uniform_tiles, 'bytes_stored': writer.bytes_stored},
         )
 
-    def _read_segment(self, row: int, x0: int, x1: int) -> numpy.ndarray:
-        """Level-0 pixels of tile row ``row``, columns x0..x1."""
+    def _read_segment(
+        self, row: int, x0: int, x1: int
+    ) -> tuple[numpy.ndarray, list[numpy.ndarray | None]]:
+        """Level-0 pixels of tile row ``row``, columns x0..x1, and its uniform tiles."""
         level0 = self.levels[0]
         y = row * level0.tile
         height = min(level0.tile, self.spec.height - y)
@@ -235,34 +313,118 @@ class _Pipeline:
             raise ValueError(
                 f'source returned {segment.shape} {segment.dtype}, expected {expected} {self.dtype}'
             )
-        return segment
+        _touch(segment)
+        return segment, uniform_tiles(segment, level0.tile)
 
-    def _submit_segment(self, row: int, x0: int, segment: numpy.ndarray, *, last: bool) -> None:
-        """Encode a level-0 segment's tiles; feed its downsampled pixels to level 1."""
+    def _submit_segment(
+        self,
+        row: int,
+        x0: int,
+        segment: numpy.ndarray,
+        uniform: list[numpy.ndarray | None],
+        *,
+        last: bool,
+    ) -> None:
+        """Encode a level-0 segment's tiles; downsample it into level 1's band."""
         tile = self.levels[0].tile
-        submit = self.pool.submit
-        first_col = x0 // tile
-        for col in range(first_col, first_col + -(-segment.shape[1] // tile)):
-            self.pending.append(submit(self._encode_tile, 0, row, col, segment, x0))
-        self._drain(self.window)
+        self._submit_tiles(0, row, x0 // tile, segment, x0, uniform)
         if len(self.levels) > 1:
             # Segments are whole tiles wide (even), so downsampling them one
             # by one equals downsampling the band; only the last may be odd.
-            smaller = downsample2(segment, self.options.resampling)
-            for next_row, next_band in self.buffers[1].add(smaller, x0 // 2, complete=last):
-                self._submit_band(1, next_row, next_band)
+            buffer = self.buffers[1]
+            rows = halved(segment.shape[0])
+            for first, end, target in buffer.regions(rows, x0 // 2, halved(segment.shape[1])):
+                self._downsample(segment[2 * first : 2 * end], uniform, tile, target)
+            if last:
+                for next_row, band in buffer.advance(rows):
+                    self._submit_band(1, next_row, band)
 
-    def _submit_band(self, level_index: int, row: int, band: numpy.ndarray) -> None:
+    def _submit_band(self, level_index: int, row: int, buffer: numpy.ndarray) -> None:
         """Encode a whole band of a lower level; cascade to the next level."""
         level = self.levels[level_index]
-        submit = self.pool.submit
-        for col in range(level.tiles_across):
-            self.pending.append(submit(self._encode_tile, level_index, row, col, band, 0))
-        self._drain(self.window)
+        row_buffer = self.buffers[level_index]
+        height, width = row_buffer.band_height(row), level.width
+        band = buffer[:height, :width]
+        uniform = uniform_tiles(band, level.tile)
+        self._submit_tiles(level_index, row, 0, band, 0, uniform)
         if level_index + 1 < len(self.levels):
-            smaller = downsample2(band, self.options.resampling)
-            for next_row, next_band in self.buffers[level_index + 1].add(smaller):
+            # Complete an odd-sized band to even size in the buffer's spare
+            # column/row (the replication rule of downsample2) without a copy.
+            if width % 2:
+                buffer[:height, width] = buffer[:height, width - 1]
+            if height % 2:
+                buffer[height, : width + width % 2] = buffer[height - 1, : width + width % 2]
+            source = buffer[: height + height % 2, : width + width % 2]
+            next_buffer = self.buffers[level_index + 1]
+            rows = halved(height)
+            for first, end, target in next_buffer.regions(rows, 0, halved(width)):
+                self._downsample(source[2 * first : 2 * end], uniform, level.tile, target)
+            for next_row, next_band in next_buffer.advance(rows):
                 self._submit_band(level_index + 1, next_row, next_band)
+        # The buffer is reused once every tile submitted so far is written.
+        self.releases.append((self.submitted, level_index, buffer))
+
+    def _downsample(
+        self,
+        source: numpy.ndarray,
+        uniform: list[numpy.ndarray | None],
+        tile: int,
+        out: numpy.ndarray,
+    ) -> None:
+        """downsample2(source) into ``out``, filling the areas of uniform tiles
+        (tile columns of ``source``) with their value's reduction."""
+        width = source.shape[1]
+        column, count = 0, len(uniform)
+        while column < count:
+            value = uniform[column]
+            if value is not None:
+                x0 = column * tile // 2
+                out[:, x0 : x0 + tile // 2] = self._reduced(value)
+                column += 1
+                continue
+            end = column + 1
+            while end < count and uniform[end] is None:
+                end += 1
+            x0, x1 = column * tile, min(width, end * tile)
+            downsample2(source[:, x0:x1], self.method, out=out[:, x0 // 2 : halved(x1)])
+            column = end
+
+    def _reduced(self, value: numpy.ndarray) -> numpy.ndarray:
+        """The downsampled value of a uniform area of ``value``: computed on
+        a 2x2 block by downsample2 itself, so it is exactly what the full
+        computation gives (float rounding, NaN payloads included)."""
+        key = value.tobytes()
+        reduced = self._reduced_cache.get(key)
+        if reduced is None:
+            block = numpy.empty((2, 2, value.shape[0]), self.dtype)
+            block[...] = value
+            reduced = self._reduced_cache[key] = downsample2(block, self.method)[0, 0]
+        return reduced
+
+    def _submit_tiles(
+        self,
+        level_index: int,
+        row: int,
+        first_col: int,
+        band: numpy.ndarray,
+        band_x0: int,
+        uniform: list[numpy.ndarray | None],
+    ) -> None:
+        """Queue the tiles of ``band`` (tile columns first_col..) in order."""
+        tile_size = self.levels[level_index].tile
+        stats_wanted = level_index == 0 and self.want_stats
+        pending = self.pending
+        submit = self.pool.submit
+        for offset, value in enumerate(uniform):
+            col = first_col + offset
+            if value is None:
+                pending.append(submit(self._encode_tile, level_index, row, col, band, band_x0))
+            else:
+                data, digest = self._uniform_tile(tile_size, value)
+                stats = (value, value) if stats_wanted else None
+                pending.append((level_index, row, col, data, digest, stats, True))
+        self.submitted += len(uniform)
+        self._drain(self.window)
 
     def _drain(self, keep: int) -> None:
         """Write finished tiles, oldest first, until at most ``keep`` are pending."""
@@ -270,12 +432,20 @@ class _Pipeline:
         writer = self.writer
         written = 0
         while len(pending) > keep:
-            level_index, row, col, data, digest, stats, uniform = pending.popleft().result()
+            item = pending.popleft()
+            if not isinstance(item, tuple):
+                item = item.result()
+            level_index, row, col, data, digest, stats, uniform = item
             writer.write_tile(level_index, row, col, data, digest)
             if stats is not None:
                 self._merge_stats(*stats)
             self.uniform_tiles += uniform
             written += 1
+        self.drained += written
+        releases = self.releases
+        while releases and releases[0][0] <= self.drained:
+            _, level_index, buffer = releases.popleft()
+            self.buffers[level_index].recycle(buffer)
         if written and self.progress is not None:
             self.progress.update(written)
 
@@ -283,17 +453,11 @@ class _Pipeline:
     def _encode_tile(
         self, level_index: int, row: int, col: int, band: numpy.ndarray, band_x0: int
     ) -> tuple[int, int, int, bytes, bytes, Any, bool]:
-        """Encode tile (row, col) of a level from ``band`` (whose column 0 is band_x0)."""
+        """Encode (mixed) tile (row, col) of a level from ``band`` (whose column 0 is band_x0)."""
         tile_size = self.levels[level_index].tile
         x0 = col * tile_size - band_x0
         tile = band[:, x0 : x0 + tile_size]
         stats = None
-        first = tile[0, 0]
-        if self._is_uniform(tile):
-            data, digest = self._uniform_tile(tile_size, first)
-            if level_index == 0 and self.want_stats:
-                stats = (first, first)
-            return level_index, row, col, data, digest, stats, True
         if level_index == 0 and self.want_stats:
             if self.is_float:
                 stats = (
@@ -315,22 +479,15 @@ class _Pipeline:
         data = self.encoder.encode(tile)
         return level_index, row, col, data, tile_digest(data), stats, False
 
-    def _is_uniform(self, tile: numpy.ndarray) -> bool:
-        view = tile.view(self.compare_dtype)
-        first = view[0:1, 0:1]
-        # Cheap early exit on the first row before comparing the whole tile.
-        return bool((view[0] == first[0]).all()) and bool((view == first).all())
-
     def _uniform_tile(self, tile_size: int, value: numpy.ndarray) -> tuple[bytes, bytes]:
         key = (tile_size, value.tobytes())
         cached = self._uniform_cache.get(key)
         if cached is None:
+            # Once per (tile size, value): encoded here, on the main thread.
             tile = numpy.empty((tile_size, tile_size, self.spec.channels), self.dtype)
             tile[...] = value
             data = self.encoder.encode(tile)
-            cached = (data, tile_digest(data))
-            with self._uniform_lock:
-                cached = self._uniform_cache.setdefault(key, cached)
+            cached = self._uniform_cache[key] = (data, tile_digest(data))
         return cached
 
     def _merge_stats(self, minimum: Any, maximum: Any) -> None:
