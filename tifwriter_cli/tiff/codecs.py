@@ -23,7 +23,9 @@ library's default level.
 Edge tiles are padded to the full tile by the caller; encoders take a
 C-contiguous (tile, tile, channels) array and return bytes. Every encoder is
 an imagecodecs function, which releases the GIL, so tiles are encoded in
-parallel threads.
+parallel threads. LZW goes through :func:`.lzw.encode_lzw`, which encodes
+blocks of uniform rows itself (in a few Python steps) and the rest with
+imagecodecs: a valid stream that decodes to the same bytes, made faster.
 """
 
 from __future__ import annotations
@@ -228,7 +230,9 @@ def tile_encoder(
             return tile.tobytes()
 
     elif name == 'lzw':
-        encode = imagecodecs.lzw_encode
+        from .lzw import encode_lzw
+
+        encode = encode_lzw
     elif name == 'deflate':
         # zlib stream (header + adler32), what TIFF Deflate expects;
         # libdeflate is faster than zlib at the same ratio.
