@@ -267,7 +267,7 @@ def test_guide_heatmap_at_downsample_16_and_the_asap_check(tmp_path):
     make_slide(tmp_path / 'slide.tif', 2000, 1500)
     # A model scoring 256 x 256 slide patches, one 16 x 16 heat patch each,
     # named by the slide position of its window.
-    reference = ReferenceCanvas(125, 94, merge='mean')  # ceil(2000/16) x ceil(1500/16)
+    reference = ReferenceCanvas(125, 93, merge='mean')  # floor(2000/16) x floor(1500/16) (--edge drop)
     rng = numpy.random.default_rng(2)
     (tmp_path / 'heat').mkdir()
     for y in range(0, 1500, 256):
@@ -284,9 +284,22 @@ def test_guide_heatmap_at_downsample_16_and_the_asap_check(tmp_path):
     assert report['provenance']['slide_downsample'] == '16'
     assert_png(tmp_path / 'heat.png')
 
-    # docs/viewing.md: 1500 is not a multiple of 16, so ASAP's overlay panel
-    # (integer size ratios) cannot place this heatmap; the snippet says so.
+    # docs/viewing.md: 1500 is not a multiple of 16, but the default --edge
+    # drop sizes the heatmap floor(slide / 16), so ASAP's overlay panel
+    # (integer size ratios) places it exactly; the snippet says so.
     verdict = run_python(RECIPES['viewing-asap-check'], tmp_path, env).stdout
+    assert verdict.strip() == 'ASAP overlay scale (16, 16), true downsample 16: exact'
+
+    # The same heatmap with --edge cover (ceil: 125 x 94) breaks ASAP's rule:
+    # init warns, and the snippet sees it too.
+    cover = tmp_path / 'cover'
+    cover.mkdir()
+    (cover / 'slide.tif').symlink_to(tmp_path / 'slide.tif')
+    init = run(['tifwriter', 'init', 'heat.h5', '--like', 'slide.tif', '--downsample', '16',
+                '--edge', 'cover', '--kind', 'probability'], cover, env)
+    assert "ASAP's overlay panel will not show it" in init.stderr
+    run(['tifwriter', 'finalize', 'heat.h5', 'heat.tif'], cover, env)
+    verdict = run_python(RECIPES['viewing-asap-check'], cover, env).stdout
     assert verdict.strip() == 'ASAP overlay scale (16, 15), true downsample 16: ASAP will misplace or hide it'
 
 

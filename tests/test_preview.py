@@ -365,8 +365,11 @@ def slide(tmp_path) -> Path:
 
 
 @pytest.fixture
-def heatmap(make_staging, slide) -> tuple[Path, numpy.ndarray]:
-    fields = canvas_from_slide(read_slide_geometry(slide), downsample=16).to_spec_fields()
+def heatmap(request, make_staging, slide) -> tuple[Path, numpy.ndarray]:
+    """A labels heatmap --like the slide at downsample 16: 125 x 93 (--edge
+    drop, the default), or 125 x 94 when parametrized indirectly with 'cover'."""
+    edge = getattr(request, 'param', 'drop')
+    fields = canvas_from_slide(read_slide_geometry(slide), downsample=16, edge=edge).to_spec_fields()
     canvas = numpy.zeros((fields['height'], fields['width']), numpy.uint8)
     canvas[40:60, 50:80] = 1  # straddles the slide's colour edge (canvas x 63)
     path = stage(make_staging, [(0, 0, canvas)], **fields)
@@ -380,6 +383,7 @@ def blend(colour, slide_colour, alpha):
     )
 
 
+@pytest.mark.parametrize('heatmap', ['drop', 'cover'], indirect=True)
 @pytest.mark.parametrize('reader', ['openslide', 'tifffile'])
 def test_overlay_blends_classes_and_shows_the_slide_under_background(
     heatmap, slide, reader, monkeypatch
@@ -389,13 +393,14 @@ def test_overlay_blends_classes_and_shows_the_slide_under_background(
     else:
         pytest.importorskip('openslide')
     path, canvas = heatmap
+    height = canvas.shape[0]  # 93 (drop) or 94 (cover: the last row covers slide rows 1488..1499)
     image = render_preview(path, size=125, overlay=slide, alpha=0.4)
-    assert (image.map_width, image.map_height) == (125, 94)
-    picture = image.pixels[:94, :125].astype(int)
+    assert (image.map_width, image.map_height) == (125, height)
+    picture = image.pixels[:height, :125].astype(int)
     red = as_tuple(LABEL_PALETTE[1])
-    for cy, cx in ((10, 10), (90, 62), (45, 40)):  # background, left of the edge
+    for cy, cx in ((10, 10), (height - 1, 62), (45, 40)):  # background, left of the edge
         assert as_tuple(picture[cy, cx]) == SLIDE_LEFT
-    for cy, cx in ((10, 63), (93, 124), (45, 100)):  # background, right of the edge
+    for cy, cx in ((10, 63), (height - 1, 124), (45, 100)):  # background, right of the edge
         assert as_tuple(picture[cy, cx]) == SLIDE_RIGHT
     assert as_tuple(picture[45, 62]) == blend(red, SLIDE_LEFT, 0.4)  # class 1, last block left
     assert as_tuple(picture[45, 63]) == blend(red, SLIDE_RIGHT, 0.4)  # first block right
@@ -415,8 +420,8 @@ def test_overlay_of_a_finalized_heatmap_uses_its_slide_downsample(heatmap, slide
 def test_overlay_at_reduced_size_reads_a_coarser_slide_level(heatmap, slide):
     path, _ = heatmap
     image = render_preview(path, size=50, overlay=slide, alpha=1.0)
-    assert (image.map_width, image.map_height) == (50, 38)
-    picture = image.pixels[:38, :50]
+    assert (image.map_width, image.map_height) == (50, 37)  # 125 x 93 scaled by 0.4
+    picture = image.pixels[:37, :50]
     # alpha 1: classes opaque; background still the slide.
     assert as_tuple(picture[2, 2]) == SLIDE_LEFT
     assert as_tuple(picture[2, 48]) == SLIDE_RIGHT
@@ -430,7 +435,7 @@ def test_overlay_at_reduced_size_reads_a_coarser_slide_level(heatmap, slide):
 def test_overlay_aligns_by_pixel_size_without_a_slide_downsample(heatmap, slide, make_staging):
     path, canvas = heatmap
     # Same canvas made by hand (no --like): spacing 4 um/px = 16 x 0.25.
-    by_hand = stage(make_staging, [(0, 0, canvas)], width=125, height=94, spacing_x=4.0)
+    by_hand = stage(make_staging, [(0, 0, canvas)], width=125, height=93, spacing_x=4.0)
     expected = render_preview(path, size=125, overlay=slide)
     assert numpy.array_equal(render_preview(by_hand, size=125, overlay=slide).pixels, expected.pixels)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -171,41 +172,108 @@ def geometry_of(width, height, mpp=SLIDE_MPP, levels=None) -> SlideGeometry:
     )
 
 
-def test_heatmap_at_downsample_16_overlays_the_slide_exactly(openslide_slide):
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def slide_warnings():
+    """The warnings tifwriter_cli.slide logs inside the block (a list of
+    messages). caplog cannot be used inside hypothesis tests."""
+    logger = logging.getLogger('tifwriter_cli.slide')
+    handler, level = _Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    messages: list[str] = []
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        messages.extend(record.getMessage() for record in handler.records)
+
+
+def asap_warnings(messages: list[str]) -> list[str]:
+    return [m for m in messages if "ASAP's overlay panel will not show it" in m]
+
+
+def asap_shows(slide_w: int, slide_h: int, canvas_w: int, canvas_h: int, downsample: int) -> bool:
+    """ASAP 2's overlay rule (VisualizationWorkstationExtensionPlugin.cpp):
+    equal integer ratios, here also equal to the true downsample."""
+    return slide_w // canvas_w == slide_h // canvas_h == downsample
+
+
+@pytest.mark.parametrize('edge, size', [('drop', (125, 93)), ('cover', (125, 94))])
+def test_heatmap_at_downsample_16_overlays_the_slide_exactly(openslide_slide, edge, size):
     geometry = read_slide_geometry(openslide_slide)
-    canvas = canvas_from_slide(geometry, downsample=16)
-    assert (canvas.width, canvas.height) == (125, 94)  # 1500 / 16 = 93.75 -> 94
+    with slide_warnings() as messages:
+        canvas = canvas_from_slide(geometry, downsample=16, edge=edge)
+    # 1500 / 16 = 93.75: drop -> 93 (default), cover -> 94.
+    assert (canvas.width, canvas.height) == size
     assert canvas.slide_downsample == 16
     assert canvas.spacing_x == pytest.approx(16 * SLIDE_MPP)
     assert canvas.spacing_y == pytest.approx(16 * SLIDE_MPP)
-    # Every slide pixel belongs to exactly the canvas pixel whose block holds it.
+    # Every canvas pixel sits exactly on its 16 x 16 block of slide pixels;
+    # slide pixels past the canvas are only the partial last block (drop).
     for extent, canvas_extent in ((SLIDE_W, canvas.width), (SLIDE_H, canvas.height)):
         slide_px = numpy.arange(extent)
         owner, _ = slide_to_canvas(slide_px, slide_px, canvas.slide_downsample)
-        assert owner.min() == 0 and owner.max() == canvas_extent - 1
+        assert owner.min() == 0
+        # The slide's last pixel is in the last canvas pixel, or (drop) in the
+        # partial block just past it.
+        dropped_block = edge == 'drop' and extent % 16 != 0
+        assert owner.max() == canvas_extent - 1 + dropped_block
         for c in range(canvas_extent):
             members = slide_px[owner == c]
             assert members[0] == c * 16
             assert members[-1] == min((c + 1) * 16, extent) - 1
+            if edge == 'drop':
+                assert len(members) == 16  # whole blocks only
             assert canvas_to_slide(c, c, canvas.slide_downsample) == (c * 16, c * 16)
-    # Same physical extent as the slide, within one canvas pixel (the ceil).
-    for size, spacing, slide_size in (
+        assert (slide_px >= canvas_extent * 16).sum() == (0 if edge == 'cover' else extent % 16)
+    # Same physical extent as the slide, within one canvas pixel: past the
+    # slide's edge with cover, short of it with drop.
+    for canvas_size, spacing, slide_size in (
         (canvas.width, canvas.spacing_x, SLIDE_W),
         (canvas.height, canvas.spacing_y, SLIDE_H),
     ):
-        overshoot = size * spacing - slide_size * SLIDE_MPP
-        assert 0 <= overshoot < spacing
+        overshoot = canvas_size * spacing - slide_size * SLIDE_MPP
+        if edge == 'cover':
+            assert 0 <= overshoot < spacing
+        else:
+            assert -spacing < overshoot <= 0
+    # ASAP's overlay panel: ratios 16 and 16 with drop; 16 and 15 with cover,
+    # which says so once.
+    assert asap_shows(SLIDE_W, SLIDE_H, canvas.width, canvas.height, 16) == (edge == 'drop')
+    warned = asap_warnings(messages)
+    if edge == 'drop':
+        assert warned == []
+    else:
+        assert len(warned) == 1 and '--edge drop' in warned[0] and 'got 16 and 15' in warned[0]
     spec = CanvasSpec(**canvas.to_spec_fields(), kind='probability')
-    assert spec.slide_downsample == 16 and spec.width == 125
+    assert spec.slide_downsample == 16 and (spec.width, spec.height) == size
 
 
 def test_level_uses_the_level_size_and_its_integer_downsample(openslide_slide):
     geometry = read_slide_geometry(openslide_slide)
-    canvas = canvas_from_slide(geometry, level=3)
+    with slide_warnings() as messages:
+        canvas = canvas_from_slide(geometry, level=3)
     # OpenSlide says downsample 7.989 (the 188 rows are rounded); the block is 8.
     assert (canvas.width, canvas.height) == (250, 188)
     assert canvas.slide_downsample == 8
     assert canvas.spacing_x == pytest.approx(2.0) and canvas.spacing_y == pytest.approx(2.0)
+    # The level keeps its size, but ASAP's ratios are 8 and 7: one warning.
+    warned = asap_warnings(messages)
+    assert len(warned) == 1 and '--downsample 8' in warned[0] and 'got 8 and 7' in warned[0]
+    with slide_warnings() as messages:
+        canvas = canvas_from_slide(geometry, level=1)  # 1000 x 750: ratios 2 and 2
+    assert (canvas.width, canvas.height) == (1000, 750)
+    assert asap_warnings(messages) == []
 
 
 @pytest.mark.parametrize(
@@ -232,11 +300,17 @@ def test_level_out_of_range_lists_the_levels():
 
 
 @pytest.mark.parametrize(
-    'spacing, downsample, size',
-    [(4.0, 16, (125, 94)), (1.0, 4, (500, 375)), (0.25, 1, (2000, 1500)), (0.5 / 0.8, 2.5, (800, 600))],
+    'spacing, edge, downsample, size',
+    [
+        (4.0, 'drop', 16, (125, 93)),
+        (4.0, 'cover', 16, (125, 94)),
+        (1.0, 'drop', 4, (500, 375)),
+        (0.25, 'drop', 1, (2000, 1500)),
+        (0.5 / 0.8, 'drop', 2.5, (800, 600)),
+    ],
 )
-def test_target_spacing(spacing, downsample, size):
-    canvas = canvas_from_slide(geometry_of(2000, 1500), spacing=spacing)
+def test_target_spacing(spacing, edge, downsample, size):
+    canvas = canvas_from_slide(geometry_of(2000, 1500), spacing=spacing, edge=edge)
     assert canvas.slide_downsample == pytest.approx(downsample)
     assert (canvas.width, canvas.height) == size
     assert canvas.spacing_x == spacing
@@ -245,7 +319,7 @@ def test_target_spacing(spacing, downsample, size):
 
 def test_target_spacing_close_to_an_integer_downsample_snaps():
     canvas = canvas_from_slide(geometry_of(2000, 1500, mpp=0.2500001), spacing=4.0)
-    assert canvas.slide_downsample == 16 and (canvas.width, canvas.height) == (125, 94)
+    assert canvas.slide_downsample == 16 and (canvas.width, canvas.height) == (125, 93)
 
 
 def test_default_is_the_slide_itself():
@@ -263,6 +337,7 @@ def test_default_is_the_slide_itself():
         ({'downsample': float('nan')}, 'positive'),
         ({'spacing': 0.1}, 'finer than the slide'),
         ({'spacing': 0}, 'positive'),
+        ({'downsample': 2, 'edge': 'round'}, 'edge must be one of drop, cover'),
     ],
 )
 def test_invalid_canvas_options(kwargs, message):
@@ -279,8 +354,31 @@ def test_slide_without_pixel_size_gives_canvas_without_one(caplog):
     with caplog.at_level(logging.WARNING, logger='tifwriter_cli.slide'):
         canvas = canvas_from_slide(geometry_of(2000, 1500, mpp=None), downsample=16)
     assert canvas.spacing_x is None and canvas.spacing_y is None
-    assert (canvas.width, canvas.height) == (125, 94)
+    assert (canvas.width, canvas.height) == (125, 93)
     assert 'no pixel size' in caplog.text
+
+
+def reference_canvas_size(slide_size: int, factor: float, *, round_up: bool) -> int:
+    """Reference model by bisection: the smallest n with n * D >= slide
+    (cover) or the largest n with n * D <= slide (drop), at least 1; sizes
+    within float noise of a multiple count as that multiple."""
+    def reaches(n: int) -> bool:
+        return n * factor >= slide_size * (1 - 1e-12)
+
+    def fits(n: int) -> bool:
+        return n * factor <= slide_size * (1 + 1e-12)
+
+    hi = 1
+    while not reaches(hi):
+        hi *= 2
+    lo = 0
+    # Invariant: not reaches(lo) (or lo == 0), reaches(hi).
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
+    if round_up or fits(hi):
+        return max(1, hi)
+    return max(1, hi - 1)
 
 
 @settings(max_examples=200, deadline=None)
@@ -293,23 +391,14 @@ def test_slide_without_pixel_size_gives_canvas_without_one(caplog):
     ),
     mpp=st.floats(0.05, 5.0),
 )
-def test_canvas_covers_the_slide_with_less_than_one_block_overshoot(width, height, downsample, mpp):
-    canvas = canvas_from_slide(geometry_of(width, height, mpp=mpp), downsample=downsample)
+def test_cover_canvas_covers_the_slide_with_less_than_one_block_overshoot(
+    width, height, downsample, mpp
+):
+    canvas = canvas_from_slide(geometry_of(width, height, mpp=mpp), downsample=downsample, edge='cover')
     factor = canvas.slide_downsample
     assert factor == pytest.approx(downsample, rel=1e-6)
     for size, slide_size in ((canvas.width, width), (canvas.height, height)):
-        # Reference model: the smallest n with n * D >= slide size.
-        n = 1
-        while n * factor < slide_size * (1 - 1e-12):
-            n *= 2
-        lo, hi = n // 2, n
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if mid * factor < slide_size * (1 - 1e-12):
-                lo = mid
-            else:
-                hi = mid
-        assert size == max(1, hi)
+        assert size == reference_canvas_size(slide_size, factor, round_up=True)
         # The last slide pixel lands in the last canvas pixel (with a
         # fractional D the last canvas pixel may start inside that slide pixel).
         last, _ = slide_to_canvas(slide_size - 1, 0, factor)
@@ -320,6 +409,59 @@ def test_canvas_covers_the_slide_with_less_than_one_block_overshoot(width, heigh
     assert canvas.spacing_x == pytest.approx(mpp * factor)
     physical = canvas.width * canvas.spacing_x
     assert width * mpp * (1 - 1e-9) <= physical < (width * mpp + canvas.spacing_x) * (1 + 1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    width=st.integers(1, 300_000),
+    height=st.integers(1, 300_000),
+    downsample=st.one_of(
+        st.integers(1, 128).map(float),
+        st.floats(1.0, 100.0, allow_nan=False, allow_infinity=False),
+    ),
+    mpp=st.floats(0.05, 5.0),
+)
+def test_drop_canvas_stops_at_the_last_whole_block(width, height, downsample, mpp):
+    canvas = canvas_from_slide(geometry_of(width, height, mpp=mpp), downsample=downsample)
+    factor = canvas.slide_downsample
+    assert factor == pytest.approx(downsample, rel=1e-6)
+    for size, slide_size in ((canvas.width, width), (canvas.height, height)):
+        assert size == reference_canvas_size(slide_size, factor, round_up=False)
+        if slide_size >= factor:
+            # The canvas never reaches past the slide, and what it leaves
+            # out is less than one block.
+            assert size * factor <= slide_size * (1 + 1e-12)
+            assert slide_size - size * factor < factor * (1 + 1e-9)
+    assert canvas.spacing_x == pytest.approx(mpp * factor)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    width=st.integers(1, 200_000),
+    height=st.integers(1, 200_000),
+    downsample=st.integers(1, 128),
+    edge=st.sampled_from(['drop', 'cover', None]),
+)
+def test_asap_overlay_rule_holds_for_drop_and_is_warned_about_otherwise(
+    width, height, downsample, edge
+):
+    kwargs = {} if edge is None else {'edge': edge}
+    with slide_warnings() as messages:
+        canvas = canvas_from_slide(geometry_of(width, height), downsample=downsample, **kwargs)
+    if edge == 'cover':
+        expected = (-(-width // downsample), -(-height // downsample))
+    else:  # drop, the default
+        expected = (max(1, width // downsample), max(1, height // downsample))
+    assert (canvas.width, canvas.height) == expected
+    shown = asap_shows(width, height, canvas.width, canvas.height, downsample)
+    if edge != 'cover' and min(expected) >= downsample:
+        # floor(W / D) >= D: W // floor(W / D) == D on both axes.
+        assert shown
+    # One warning exactly when ASAP's overlay panel will not show the canvas.
+    warned = asap_warnings(messages)
+    assert len(warned) == (0 if shown else 1), (messages, expected)
+    if warned and edge == 'cover':
+        assert '--edge drop' in warned[0]
 
 
 @settings(max_examples=100, deadline=None)
@@ -362,7 +504,15 @@ def test_resolver_with_like(openslide_slide):
     by_spacing = resolve_canvas_geometry(**base, spacing=4.0, downsample=None, level=None)
     by_level = resolve_canvas_geometry(**base, spacing=None, downsample=None, level=2)
     same = resolve_canvas_geometry(**base, spacing=None, downsample=None, level=None)
-    for fields in (by_downsample, by_spacing):
+    dropped = resolve_canvas_geometry(**base, spacing=None, downsample=16, level=None, edge='drop')
+    covered = resolve_canvas_geometry(**base, spacing=None, downsample=16, level=None, edge='cover')
+    covered_by_spacing = resolve_canvas_geometry(
+        **base, spacing=4.0, downsample=None, level=None, edge='cover'
+    )
+    for fields in (by_downsample, by_spacing, dropped):
+        assert (fields['width'], fields['height'], fields['slide_downsample']) == (125, 93, 16)
+        assert fields['spacing_x'] == pytest.approx(4.0)
+    for fields in (covered, covered_by_spacing):
         assert (fields['width'], fields['height'], fields['slide_downsample']) == (125, 94, 16)
         assert fields['spacing_x'] == pytest.approx(4.0)
     assert (by_level['width'], by_level['height'], by_level['slide_downsample']) == (500, 375, 4)
@@ -379,6 +529,9 @@ def test_resolver_with_like(openslide_slide):
         (dict(spacing_y=0.5), '--spacing-y cannot be combined'),
         (dict(spacing=4.0, downsample=16), '--spacing and --downsample are exclusive'),
         (dict(downsample=16, level=1), '--downsample and --level are exclusive'),
+        (dict(level=1, edge='cover'), '--edge cannot be combined with --level'),
+        (dict(level=1, edge='drop'), '--edge cannot be combined with --level'),
+        (dict(downsample=16, edge='round'), 'edge must be one of drop, cover'),
     ],
 )
 def test_resolver_refuses_conflicts_with_like(openslide_slide, kwargs, message):
@@ -393,6 +546,7 @@ def test_resolver_refuses_conflicts_with_like(openslide_slide, kwargs, message):
     [
         (dict(downsample=4), '--downsample needs --like'),
         (dict(level=1), '--level needs --like'),
+        (dict(edge='drop'), '--edge needs --like'),
         (dict(width=None), '--width required'),
         (dict(width=None, height=None), '--width and --height required'),
     ],
@@ -421,15 +575,20 @@ def test_like_slide_options_decorator_feeds_the_resolver(openslide_slide):
     @click.option('--spacing', type=float)
     @click.option('--spacing-y', type=float)
     @like_slide_options
-    def command(width, height, spacing, spacing_y, like, downsample, level):
+    def command(width, height, spacing, spacing_y, like, downsample, level, edge):
         fields = resolve_canvas_geometry(
             width=width, height=height, spacing=spacing, spacing_y=spacing_y,
-            like=like, downsample=downsample, level=level,
+            like=like, downsample=downsample, level=level, edge=edge,
         )
         click.echo(f"{fields['width']} {fields['height']} {fields['slide_downsample']:g}")
 
     runner = CliRunner()
     result = runner.invoke(command, ['--like', str(openslide_slide), '--downsample', '16'])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == '125 93 16'
+    result = runner.invoke(
+        command, ['--like', str(openslide_slide), '--downsample', '16', '--edge', 'cover']
+    )
     assert result.exit_code == 0, result.output
     assert result.output.strip() == '125 94 16'
     result = runner.invoke(command, ['--like', str(openslide_slide), '--level', '1'])
@@ -440,8 +599,12 @@ def test_like_slide_options_decorator_feeds_the_resolver(openslide_slide):
     assert result.exit_code == 2  # click's own range check
 
 
-def test_canvas_geometry_matches_math_ceil_for_exact_multiples():
-    # 2000 / (2000 / 125) must not become 126 through float noise.
-    factor = 2000 / 125 * (1 + 1e-15)
-    canvas = canvas_from_slide(geometry_of(2000, 1500), downsample=factor)
-    assert canvas.width == 125 and canvas.height == math.ceil(1500 / 16)
+@pytest.mark.parametrize('noise', [1 + 1e-15, 1 - 1e-15])
+@pytest.mark.parametrize('edge', ['drop', 'cover'])
+def test_canvas_geometry_exact_multiples_survive_float_noise(edge, noise):
+    # 2000 / (2000 / 125) must be 125 with either edge: neither 126 (cover)
+    # nor 124 (drop) through float noise.
+    factor = 2000 / 125 * noise
+    canvas = canvas_from_slide(geometry_of(2000, 1500), downsample=factor, edge=edge)
+    rounding = math.ceil if edge == 'cover' else math.floor
+    assert canvas.width == 125 and canvas.height == rounding(1500 / 16)

@@ -6,13 +6,22 @@ pixels (``D`` = :attr:`~tifwriter_cli.spec.CanvasSpec.slide_downsample`)::
 
     canvas pixel (cx, cy)  <->  slide level-0 area [cx*D, (cx+1)*D) x [cy*D, (cy+1)*D)
 
-Viewers (ASAP, QuPath) align two images by their physical size, so the
-canvas gets the slide's pixel size times ``D`` and both images start at the
-same corner. The canvas is ``ceil(slide_width / D)`` pixels wide: the last
-column covers the slide's last partial block, as a patch-level heatmap
-does, so the canvas may reach up to ``D - 1`` slide pixels (less than one
-canvas pixel) past the slide's right and bottom edges. Nothing is
-stretched: every canvas pixel sits exactly on its block.
+Viewers that go by pixel size (QuPath, OpenSlide-based tools) align two
+images by their physical size, so the canvas gets the slide's pixel size
+times ``D`` and both images start at the same corner. ASAP's overlay panel
+ignores pixel sizes: it scales the overlay by the integer ratio
+``slide_width // canvas_width`` and shows nothing unless
+``slide_height // canvas_height`` gives the same number. So by default
+(``edge='drop'``) the canvas is ``floor(slide_width / D)`` pixels wide: for
+an integer ``D`` both ratios are then exactly ``D`` (whenever the canvas is
+at least ``D`` pixels on each side), and the slide's last partial block
+(fewer than ``D`` slide pixels at the right and bottom edges, nearly always
+glass) is left out. ``edge='cover'`` sizes it ``ceil(slide_width / D)``
+instead: the last column and row cover that partial block, reaching up to
+``D - 1`` slide pixels past the slide's edge, but unless the slide's sides
+are multiples of ``D`` ASAP's ratio is off by one on an axis and its panel
+shows nothing (a warning is logged). Either way nothing is stretched:
+every canvas pixel sits exactly on its block.
 
 Slides are read through OpenSlide when it is installed and opens the file
 (any format it knows, ``.svs``, ``.mrxs``, ``.ndpi``, generic tiled TIFF,
@@ -41,6 +50,7 @@ __all__ = [
     'slide_to_canvas',
     'canvas_to_slide',
     'tiff_page_spacing',
+    'EDGE_CHOICES',
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,6 +58,11 @@ logger = logging.getLogger(__name__)
 #: Relative tolerance under which a computed downsample is taken to be the
 #: integer next to it (0.25 um/px slides written as 0.2500001, ...).
 _INTEGER_SNAP = 1e-6
+
+#: How a canvas at downsample D meets the slide's right and bottom edges:
+#: 'drop' = floor(slide / D) (ASAP's overlay panel places it), 'cover' =
+#: ceil(slide / D) (covers the last partial block).
+EDGE_CHOICES = ('drop', 'cover')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,27 +285,33 @@ def canvas_from_slide(
     downsample: float | None = None,
     level: int | None = None,
     spacing: float | None = None,
+    edge: str = 'drop',
 ) -> CanvasGeometry:
     """The canvas overlaying ``geometry`` at a lower resolution.
 
     Give at most one of:
 
     * ``downsample`` D (>= 1): canvas pixel = D x D slide level-0 pixels;
-      size ``ceil(slide / D)`` (covers the last partial block).
+      size ``floor(slide / D)`` (at least 1) with ``edge='drop'``, the
+      default, which ASAP's overlay panel places exactly for an integer D;
+      ``ceil(slide / D)`` with ``edge='cover'`` (covers the slide's last
+      partial block, but ASAP's panel may not show it).
     * ``level`` L: the slide's own level-L size, with D the integer
       downsample that produced it (``level == ceil`` or ``floor`` of
       ``slide / D`` on both axes; pyramids are powers of two); when no
       integer explains the level's size, D = slide width / level width.
       The canvas then has exactly the shape OpenSlide's ``read_region``
       gives at that level, so level-L patch coordinates are canvas ones.
+      ``edge`` does not apply.
     * ``spacing`` S (micrometres per pixel wanted): D = S / slide mpp-x
-      (needs the slide's pixel size), size ``ceil(slide / D)``.
+      (needs the slide's pixel size), sized by ``edge`` as for downsample.
 
     None of them: D = 1, the slide's own size. The spacing is always the
     slide's times D on each axis (square blocks; the canvas keeps the
     slide's pixel aspect). A slide without a pixel size gives a canvas
     without one (a warning is logged: viewers then cannot align by
-    physical size).
+    physical size). A canvas ASAP's overlay panel will not show logs one
+    warning saying how to fix it.
     """
     given = [name for name, value in
              (('downsample', downsample), ('level', level), ('spacing', spacing))
@@ -299,6 +320,8 @@ def canvas_from_slide(
         raise InvalidOptionError(
             f'give only one of downsample, level and spacing, got {" and ".join(given)}'
         )
+    if edge not in EDGE_CHOICES:
+        raise InvalidOptionError(f'edge must be one of {", ".join(EDGE_CHOICES)}, got {edge!r}')
     if level is not None:
         width, height, factor = _level_canvas(geometry, level)
     else:
@@ -306,8 +329,12 @@ def canvas_from_slide(
             factor = _downsample_for_spacing(geometry, spacing)
         else:
             factor = _checked_downsample(1.0 if downsample is None else downsample)
-        width = _ceil_div(geometry.width, factor)
-        height = _ceil_div(geometry.height, factor)
+        round_up = edge == 'cover'
+        width = _divide(geometry.width, factor, round_up=round_up)
+        height = _divide(geometry.height, factor, round_up=round_up)
+    _warn_unless_asap_overlays(
+        geometry, width, height, factor, sized_by='level' if level is not None else edge
+    )
     if geometry.mpp_x is None:
         logger.warning(
             'slide %s has no pixel size: the canvas gets none, viewers cannot align it '
@@ -326,6 +353,37 @@ def canvas_from_slide(
         spacing_x=spacing_x,
         spacing_y=spacing_y,
         slide_downsample=factor,
+    )
+
+
+def _warn_unless_asap_overlays(
+    geometry: SlideGeometry, width: int, height: int, factor: float, *, sized_by: str
+) -> None:
+    """Log one warning when ASAP's overlay panel would not place this canvas.
+
+    ASAP 2 (VisualizationWorkstationExtensionPlugin.cpp) scales an overlay
+    by ``slide // overlay`` per axis, ignoring pixel sizes, and shows it
+    only when both ratios are equal. For an integer D the ratio must also
+    be D to draw it at the right size; a fractional D cannot be matched by
+    an integer ratio at all, so only the equality is checked there.
+    """
+    scales = (geometry.width // width, geometry.height // height)
+    if scales[0] == scales[1] and (not factor.is_integer() or scales[0] == factor):
+        return
+    if not factor.is_integer():
+        remedy = 'an integer downsample (with --edge drop) fixes that'
+    elif sized_by == 'cover':
+        remedy = '--edge drop (floor(slide / D), the default) fixes that'
+    elif sized_by == 'level':
+        remedy = f'--downsample {factor:g} (with --edge drop) instead of --level fixes that'
+    else:  # drop with an integer D: only a canvas under D pixels on a side gets here
+        remedy = 'the canvas is under D pixels on a side; a smaller downsample fixes that'
+    logger.warning(
+        "canvas %d x %d over slide %s (%d x %d, downsample %g): ASAP's overlay panel will not "
+        'show it (it needs slide // canvas to be the same on both axes%s, got %d and %d); %s',
+        width, height, geometry.path, geometry.width, geometry.height, factor,
+        ' and equal to the downsample' if factor.is_integer() else '',
+        scales[0], scales[1], remedy,
     )
 
 
@@ -401,15 +459,17 @@ def _snap(factor: float) -> float:
     return factor
 
 
-def _ceil_div(size: int, factor: float) -> int:
-    """ceil(size / factor), immune to float noise (125.0000000001 -> 125)."""
+def _divide(size: int, factor: float, *, round_up: bool) -> int:
+    """ceil or floor of size / factor, at least 1, immune to float noise
+    (125.0000000001 and 124.9999999999 are both 125)."""
     if float(factor).is_integer():
-        return -(-size // int(factor))
+        quotient, remainder = divmod(size, int(factor))
+        return max(1, quotient + (1 if round_up and remainder else 0))
     quotient = size / factor
     nearest = round(quotient)
     if abs(quotient - nearest) <= 1e-9 * max(1.0, quotient):
         return max(1, int(nearest))
-    return max(1, math.ceil(quotient))
+    return max(1, math.ceil(quotient) if round_up else math.floor(quotient))
 
 
 # -- coordinates -----------------------------------------------------------
@@ -458,6 +518,7 @@ def resolve_canvas_geometry(
     like: str | os.PathLike | None,
     downsample: float | None,
     level: int | None,
+    edge: str | None = None,
 ) -> dict[str, Any]:
     """CanvasSpec fields (width, height, spacing_x, spacing_y, slide_downsample)
     from ``init``'s geometry options.
@@ -471,10 +532,12 @@ def resolve_canvas_geometry(
     ``spacing`` means the TARGET micrometres per pixel, one of
     ``spacing`` / ``downsample`` / ``level`` at most (none: the slide's
     own resolution); ``spacing_y`` is refused (the y pixel size follows
-    the slide's).
+    the slide's). ``edge`` ('drop' or 'cover', None = 'drop') sizes a
+    downsample or spacing canvas (see :func:`canvas_from_slide`); it is
+    refused with ``level`` (the level's own size) and without ``like``.
     """
     if like is None:
-        for name, value in (('--downsample', downsample), ('--level', level)):
+        for name, value in (('--downsample', downsample), ('--level', level), ('--edge', edge)):
             if value is not None:
                 raise InvalidOptionError(f'{name} needs --like SLIDE')
         missing = [name for name, value in (('--width', width), ('--height', height))
@@ -509,8 +572,15 @@ def resolve_canvas_geometry(
         raise InvalidOptionError(
             f'{" and ".join(chosen)} are exclusive with --like: give one resolution'
         )
+    if edge is not None and level is not None:
+        raise InvalidOptionError(
+            "--edge cannot be combined with --level (the canvas takes the level's own size)"
+        )
     geometry = read_slide_geometry(like)
-    canvas = canvas_from_slide(geometry, downsample=downsample, level=level, spacing=spacing)
+    canvas = canvas_from_slide(
+        geometry, downsample=downsample, level=level, spacing=spacing,
+        edge='drop' if edge is None else edge,
+    )
     return canvas.to_spec_fields()
 
 

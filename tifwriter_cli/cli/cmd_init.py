@@ -90,6 +90,7 @@ def spec_fields_from_options(options: dict[str, Any]) -> dict[str, Any]:
         like=options.get('like'),
         downsample=options.get('downsample'),
         level=options.get('level'),
+        edge=options.get('edge'),
     )
     return {
         **geometry,

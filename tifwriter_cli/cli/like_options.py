@@ -6,10 +6,10 @@ Usage in a command (``cmd_init``)::
     ...
     @click.option('--spacing', type=float, default=None, help=SPACING_HELP)
     @like_slide_options
-    def command(..., width, height, spacing, spacing_y, like, downsample, level, ...):
+    def command(..., width, height, spacing, spacing_y, like, downsample, level, edge, ...):
         geometry = resolve_canvas_geometry(
             width=width, height=height, spacing=spacing, spacing_y=spacing_y,
-            like=like, downsample=downsample, level=level,
+            like=like, downsample=downsample, level=level, edge=edge,
         )
         spec = CanvasSpec(**geometry, channels=..., dtype=..., ...)
 
@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import click
 
-from ..slide import resolve_canvas_geometry
+from ..slide import EDGE_CHOICES, resolve_canvas_geometry
 
 __all__ = ['like_slide_options', 'resolve_canvas_geometry', 'SPACING_HELP']
 
@@ -37,8 +37,10 @@ SPACING_HELP = (
 
 
 def like_slide_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--like SLIDE``, ``--downsample D`` and ``--level L`` (parameters
-    ``like``, ``downsample``, ``level``; None when not given)."""
+    """Add ``--like SLIDE``, ``--downsample D``, ``--level L`` and ``--edge``
+    (parameters ``like``, ``downsample``, ``level``, ``edge``; None when not
+    given, so the resolver can refuse them without --like; edge None means
+    drop)."""
     options = [
         click.option(
             '--like',
@@ -56,7 +58,7 @@ def like_slide_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             metavar='D',
             help='With --like: one canvas pixel per D x D slide pixels; canvas size '
-            'ceil(slide / D), pixel size slide x D. Default 1.',
+            'floor(slide / D) (see --edge), pixel size slide x D. Default 1.',
         ),
         click.option(
             '--level',
@@ -64,6 +66,15 @@ def like_slide_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             metavar='L',
             help="With --like: the size and downsample of the slide's pyramid level L.",
+        ),
+        click.option(
+            '--edge',
+            type=click.Choice(EDGE_CHOICES),
+            default=None,
+            help='With --like --downsample/--spacing: drop (default) sizes the canvas '
+            "floor(slide / D), so ASAP's overlay panel places it exactly; cover sizes it "
+            "ceil(slide / D), covering the slide's last partial block, but ASAP's overlay "
+            'panel may not show it.',
         ),
     ]
     for option in reversed(options):
