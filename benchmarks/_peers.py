@@ -102,7 +102,8 @@ def step_finalize_array(args: argparse.Namespace) -> None:
         kind=CANVAS_KIND[args.kind],
         tile_size=args.tile,
     )
-    report = finalize(
+    # The package's public name, wherever the module behind it lives.
+    report = tw.finalize(
         ArraySource(spec, array), args.output, compression=args.compression, quality=args.quality
     )
     report_result(
