@@ -6,9 +6,16 @@ own, which also finds the segment's uniform tiles). The segment's tiles are
 encoded by worker threads (imagecodecs releases the GIL), and the segment
 is downsampled by 2 straight into level 1's band buffer; whenever a level's
 band buffer holds a full band of that level's tile height, the band is
-encoded and downsampled one level further (the cascade). Memory therefore
-grows with the canvas width times the tile size (about two bands per lower
-level plus a few level-0 segments), never with its height.
+encoded and downsampled one level further (the cascade).
+
+Memory grows with the canvas width times the tile size, never with its
+height: one band buffer per lower level (a band's buffer is refilled once
+its tiles are written; the encoders have the tiles queued after them to
+work on meanwhile) and about three level-0 segment buffers (one read
+ahead, one being processed, one finishing). Fresh arrays from
+the source are copied into those reused buffers and freed at once, and each
+encoder thread copies its tiles into one reused buffer, so the big
+allocations are not repeated and the heap does not fragment.
 
 Encoded tiles are handed to the BigTIFF writer in submission order (not
 completion order): with a bounded window of in-flight tiles this costs no
@@ -25,6 +32,8 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
+import functools
 import os
 import threading
 from typing import Any
@@ -41,7 +50,7 @@ from .base import Engine, EngineResult, WriteOptions
 __all__ = ['NativeEngine', 'ENGINE_CLASS']
 
 #: Target size of a level-0 segment (a few whole tiles of one tile row).
-_SEGMENT_BYTES = 8 << 20
+_SEGMENT_BYTES = 4 << 20
 
 #: Bytes between the pages touched to map a segment into memory up front.
 _PAGE = 4096
@@ -112,6 +121,17 @@ def _touch(segment: numpy.ndarray) -> None:
         segment.view(_UNSIGNED[segment.itemsize])[:, ::step, 0].max()
 
 
+@dataclasses.dataclass
+class _Segment:
+    """A level-0 segment as the read thread hands it over."""
+
+    pixels: numpy.ndarray
+    #: Per tile column: its value when uniform, else None (uniform_tiles).
+    uniform: list[numpy.ndarray | None]
+    #: The pooled buffer holding ``pixels`` (None: a view the source gave).
+    buffer: numpy.ndarray | None
+
+
 class _RowBuffer:
     """Assembles the downsampled rows of one level into bands of its tile height.
 
@@ -134,6 +154,8 @@ class _RowBuffer:
             row_pixels += 1
         self._buffer_shape = (level.tile, row_pixels, channels)
         self._free: list[numpy.ndarray] = []
+        #: Called when no buffer is free: may wait for one to be recycled.
+        self.reclaim: Any = None
         self._bands: dict[int, numpy.ndarray] = {}  # tile row -> buffer being filled
         self.rows_done = 0  # rows complete in every column
         self.next_band = 0  # tile row of the next band to emit
@@ -154,6 +176,8 @@ class _RowBuffer:
             band_row = at // level.tile
             buffer = self._bands.get(band_row)
             if buffer is None:
+                if not self._free and self.reclaim is not None:
+                    self.reclaim()
                 buffer = self._free.pop() if self._free else numpy.empty(self._buffer_shape, self.dtype)
                 self._bands[band_row] = buffer
             local = at - band_row * level.tile
@@ -200,16 +224,20 @@ class _Pipeline:
         self.is_float = self.dtype.kind == 'f'
         self._uniform_cache: dict[tuple[int, bytes], tuple[bytes, bytes]] = {}
         self._reduced_cache: dict[bytes, numpy.ndarray] = {}
+        self._tile_buffers = threading.local()  # .tile: each worker's tile buffer
         self.minimums: numpy.ndarray | None = None
         self.maximums: numpy.ndarray | None = None
         self.uniform_tiles = 0
         self.buffers = [None] + [_RowBuffer(level, spec.channels, self.dtype) for level in self.levels[1:]]
+        for index, buffer in enumerate(self.buffers[1:], 1):
+            buffer.reclaim = functools.partial(self._reclaim, index)
         # In submission order: futures of tiles being encoded, or the tuples
         # of tiles already resolved (uniform tiles).
         self.pending: collections.deque[Any] = collections.deque()
         self.submitted = 0
         self.drained = 0
-        # Band buffers to recycle once every tile submitted before them is written.
+        # (tiles submitted, level, buffer): band buffers (level >= 1) and
+        # level-0 segment buffers (0) to reuse once that many tiles are written.
         self.releases: collections.deque[tuple[int, int, numpy.ndarray]] = collections.deque()
         level0 = self.levels[0]
         # Level 0 is read and processed in segments of whole tile columns
@@ -221,6 +249,11 @@ class _Pipeline:
         self.segments = [
             (x0, min(x0 + segment_width, spec.width)) for x0 in range(0, spec.width, segment_width)
         ]
+        # Reused segment buffers (the read thread takes them, the main
+        # thread gives them back).
+        self._segment_shape = (level0.tile, min(segment_width, spec.width), spec.channels)
+        self._segment_pool: list[numpy.ndarray] = []
+        self._pool_lock = threading.Lock()
         # Tiles in flight: two segments' worth (the encoders always have work
         # queued while the next segment is read and downsampled), at least
         # four per worker.
@@ -265,14 +298,19 @@ class _Pipeline:
             level0 = self.levels[0]
             # The next segment is read (and its uniform tiles found) in a
             # thread of its own while this one is encoded and downsampled.
+            # (Downsampling there too was slower: with two cores, four busy
+            # threads contend for the cores, the caches and the GIL.)
             parts = [(row, x0, x1) for row in range(level0.tiles_down) for x0, x1 in self.segments]
             ahead = reader.submit(self._read_segment, *parts[0])
             for number, (row, x0, x1) in enumerate(parts):
-                segment, uniform = ahead.result()
+                segment = ahead.result()
                 if number + 1 < len(parts):
                     ahead = reader.submit(self._read_segment, *parts[number + 1])
-                self._submit_segment(row, x0, segment, uniform, last=x1 == spec.width)
-                del segment, uniform
+                self._submit_segment(row, x0, segment, last=x1 == spec.width)
+                if segment.buffer is not None:
+                    # Reused once every tile submitted so far is written.
+                    self.releases.append((self.submitted, 0, segment.buffer))
+                del segment
             for buffer in self.buffers[1:]:
                 buffer.check_complete()  # the cascade emitted every band
             self._drain(0)
@@ -300,41 +338,57 @@ class _Pipeline:
             extra={'uniform_tiles': self.uniform_tiles, 'bytes_stored': writer.bytes_stored},
         )
 
-    def _read_segment(
-        self, row: int, x0: int, x1: int
-    ) -> tuple[numpy.ndarray, list[numpy.ndarray | None]]:
-        """Level-0 pixels of tile row ``row``, columns x0..x1, and its uniform tiles."""
+    def _read_segment(self, row: int, x0: int, x1: int) -> _Segment:
+        """Level-0 pixels of tile row ``row``, columns x0..x1, and their
+        uniform tiles (read thread)."""
         level0 = self.levels[0]
         y = row * level0.tile
         height = min(level0.tile, self.spec.height - y)
-        segment = self.source.read_region(x0, y, x1 - x0, height)
+        pixels = self.source.read_region(x0, y, x1 - x0, height)
         expected = (height, x1 - x0, self.spec.channels)
-        if segment.shape != expected or segment.dtype != self.dtype:
+        if pixels.shape != expected or pixels.dtype != self.dtype:
             raise ValueError(
-                f'source returned {segment.shape} {segment.dtype}, expected {expected} {self.dtype}'
+                f'source returned {pixels.shape} {pixels.dtype}, expected {expected} {self.dtype}'
             )
-        _touch(segment)
-        return segment, uniform_tiles(segment, level0.tile)
+        buffer = None
+        if pixels.flags.owndata:
+            # A fresh array (a staging file's merged pixels): copy it into a
+            # buffer of our own, reused from segment to segment, and free it
+            # at once. The source's allocations then all live one read long;
+            # kept until the segment's tiles are written, they would be
+            # interleaved with the next reads' and fragment the heap (the
+            # process would hold far more memory than it uses).
+            buffer = self._pooled(self._segment_pool, self._segment_shape)
+            view = buffer[:height, : x1 - x0]
+            view[...] = pixels
+            pixels = view
+        else:
+            _touch(pixels)
+        return _Segment(pixels, uniform_tiles(pixels, level0.tile), buffer)
 
-    def _submit_segment(
-        self,
-        row: int,
-        x0: int,
-        segment: numpy.ndarray,
-        uniform: list[numpy.ndarray | None],
-        *,
-        last: bool,
-    ) -> None:
-        """Encode a level-0 segment's tiles; downsample it into level 1's band."""
+    def _pooled(self, pool: list[numpy.ndarray], shape: tuple[int, int, int]) -> numpy.ndarray:
+        with self._pool_lock:
+            if pool:
+                return pool.pop()
+        return numpy.empty(shape, self.dtype)
+
+    def _submit_segment(self, row: int, x0: int, segment: _Segment, *, last: bool) -> None:
+        """Queue a level-0 segment's tiles; downsample it into level 1's band."""
         tile = self.levels[0].tile
-        self._submit_tiles(0, row, x0 // tile, segment, x0, uniform)
+        queued = self.submitted
+        self._submit_tiles(0, row, x0 // tile, segment.pixels, x0, segment.uniform)
+        # Write everything queued before this segment's tiles: the encoders
+        # work on those while it is downsampled, and the big buffers (the
+        # previous segment, lower bands) are free again before we go on.
+        self._drain(self.submitted - queued)
         if len(self.levels) > 1:
             # Segments are whole tiles wide (even), so downsampling them one
             # by one equals downsampling the band; only the last may be odd.
+            pixels = segment.pixels
             buffer = self.buffers[1]
-            rows = halved(segment.shape[0])
-            for first, end, target in buffer.regions(rows, x0 // 2, halved(segment.shape[1])):
-                self._downsample(segment[2 * first : 2 * end], uniform, tile, target)
+            rows = halved(pixels.shape[0])
+            for first, end, target in buffer.regions(rows, x0 // 2, halved(pixels.shape[1])):
+                self._downsample(pixels[2 * first : 2 * end], segment.uniform, tile, target)
             if last:
                 for next_row, band in buffer.advance(rows):
                     self._submit_band(1, next_row, band)
@@ -426,6 +480,15 @@ class _Pipeline:
         self.submitted += len(uniform)
         self._drain(self.window)
 
+    def _reclaim(self, level_index: int) -> None:
+        """Write tiles until a band buffer of this level is free again (one
+        buffer per level instead of two: the encoders are busy meanwhile
+        with everything queued before and after that band's tiles)."""
+        for count, level, _ in self.releases:
+            if level == level_index:
+                self._drain(self.submitted - count)
+                return
+
     def _drain(self, keep: int) -> None:
         """Write finished tiles, oldest first, until at most ``keep`` are pending."""
         pending = self.pending
@@ -445,7 +508,11 @@ class _Pipeline:
         releases = self.releases
         while releases and releases[0][0] <= self.drained:
             _, level_index, buffer = releases.popleft()
-            self.buffers[level_index].recycle(buffer)
+            if level_index:
+                self.buffers[level_index].recycle(buffer)
+            else:
+                with self._pool_lock:
+                    self._segment_pool.append(buffer)
         if written and self.progress is not None:
             self.progress.update(written)
 
@@ -466,17 +533,25 @@ class _Pipeline:
                 )
             else:
                 stats = (None, tile.max(axis=(0, 1)))
+        # The contiguous copy the encoder needs goes to a buffer this worker
+        # thread reuses (encoders return new bytes and keep nothing): no
+        # allocation per tile to fragment the heap.
+        buffer = getattr(self._tile_buffers, 'tile', None)
+        if buffer is None or buffer.shape[0] != tile_size:
+            buffer = self._tile_buffers.tile = numpy.empty(
+                (tile_size, tile_size, self.spec.channels), self.dtype
+            )
         height, width = tile.shape[:2]
         if height < tile_size or width < tile_size:
-            # Edge tiles are padded by repeating the last row/column: the
-            # padding is never shown, and it keeps JPEG edges clean and
-            # uniform edge tiles uniform.
-            tile = numpy.pad(
-                tile, ((0, tile_size - height), (0, tile_size - width), (0, 0)), mode='edge'
-            )
+            # Edge tiles are padded by repeating the last row/column (like
+            # numpy.pad mode='edge'): the padding is never shown, and it
+            # keeps JPEG edges clean and uniform edge tiles uniform.
+            buffer[:height, :width] = tile
+            buffer[:height, width:] = tile[:, width - 1 : width]
+            buffer[height:] = buffer[height - 1]
         else:
-            tile = numpy.ascontiguousarray(tile)
-        data = self.encoder.encode(tile)
+            buffer[...] = tile
+        data = self.encoder.encode(buffer)
         return level_index, row, col, data, tile_digest(data), stats, False
 
     def _uniform_tile(self, tile_size: int, value: numpy.ndarray) -> tuple[bytes, bytes]:

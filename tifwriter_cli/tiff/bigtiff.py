@@ -34,7 +34,7 @@ _TYPE_FORMAT = {BYTE: 'B', ASCII: 's', SHORT: 'H', LONG: 'I', RATIONAL: 'I', DOU
 _TYPE_SIZE = {BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 8, DOUBLE: 8, LONG8: 8}
 
 #: Bytes of tile data buffered before a write() system call.
-_WRITE_BUFFER = 4 << 20
+_WRITE_BUFFER = 1 << 20
 
 
 def tile_digest(data: bytes) -> bytes:
