@@ -130,3 +130,15 @@ def test_output_is_byte_identical_across_workers_and_segments(tmp_path: Path, mo
     monkeypatch.setattr(native, '_SEGMENT_BYTES', 5 * 64 * 64)
     finalize(ArraySource(spec, canvas), tmp_path / 'b.tif', workers=3)
     assert (tmp_path / 'a.tif').read_bytes() == (tmp_path / 'b.tif').read_bytes()
+
+
+@pytest.mark.parametrize('dtype', ['uint8', 'uint16', 'float32'])
+def test_uniform_tiles_of_a_band_of_one_value(dtype: str) -> None:
+    # The one-pass check of a whole band of one value (fill, background),
+    # and its fallback when one pixel somewhere differs.
+    band = numpy.full((64, 160, 1), 3, dtype)
+    assert [v.tolist() for v in native.uniform_tiles(band, 32)] == [[3]] * 5
+    for y, x in [(40, 70), (63, 159), (1, 0)]:
+        odd = band.copy()
+        odd[y, x] = 4
+        assert [None if v is None else v.tobytes() for v in native.uniform_tiles(odd, 32)] == model_uniform(odd, 32)

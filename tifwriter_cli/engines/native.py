@@ -93,8 +93,24 @@ def uniform_tiles(band: numpy.ndarray, tile: int) -> list[numpy.ndarray | None]:
             candidate[:full] &= same.all(axis=(1, 2))
         if count > full:
             candidate[full] &= bool((row[full * tile :] == first[full]).all())
+    columns = numpy.flatnonzero(candidate)
     row_bytes = tile * channels * band.itemsize
-    for column in numpy.flatnonzero(candidate).tolist():
+    if (
+        columns.size == count
+        and height > 1
+        and width * channels * band.itemsize % 8 == 0
+        and bits.strides[1] == channels * band.itemsize
+        and bits.strides[2] == band.itemsize
+        and (first == first[0]).all()
+    ):
+        # Every tile's top row is its first pixel, and all of those are
+        # equal (background, fill): the whole band is one value if every
+        # row equals the first, compared as 64-bit words in one pass.
+        words = bits.reshape(height, -1).view(numpy.uint64)
+        if bool((words[1:] == words[0]).all()):
+            value = band[0, 0].copy()
+            return [value] * count
+    for column in columns.tolist():
         x0 = column * tile
         pixels = bits[:, x0 : x0 + tile]
         if height > 1 and pixels.shape[1] * channels * band.itemsize % 8 == 0 and row_bytes % 8 == 0:
@@ -125,6 +141,8 @@ def _touch(segment: numpy.ndarray) -> None:
 class _Segment:
     """A level-0 segment as the read thread hands it over."""
 
+    #: The pixels of its mixed tiles (a uniform tile's pixels are never read
+    #: and may be stale in a pooled buffer).
     pixels: numpy.ndarray
     #: Per tile column: its value when uniform, else None (uniform_tiles).
     uniform: list[numpy.ndarray | None]
@@ -350,6 +368,7 @@ class _Pipeline:
             raise ValueError(
                 f'source returned {pixels.shape} {pixels.dtype}, expected {expected} {self.dtype}'
             )
+        tile = level0.tile
         buffer = None
         if pixels.flags.owndata:
             # A fresh array (a staging file's merged pixels): copy it into a
@@ -357,14 +376,26 @@ class _Pipeline:
             # at once. The source's allocations then all live one read long;
             # kept until the segment's tiles are written, they would be
             # interleaved with the next reads' and fragment the heap (the
-            # process would hold far more memory than it uses).
+            # process would hold far more memory than it uses). Only mixed
+            # tiles are copied: nothing reads a uniform tile's pixels (it
+            # is encoded and downsampled from its value), so those columns
+            # of the buffer keep whatever they held.
+            uniform = uniform_tiles(pixels, tile)
             buffer = self._pooled(self._segment_pool, self._segment_shape)
             view = buffer[:height, : x1 - x0]
-            view[...] = pixels
-            pixels = view
-        else:
-            _touch(pixels)
-        return _Segment(pixels, uniform_tiles(pixels, level0.tile), buffer)
+            column, count = 0, len(uniform)
+            while column < count:
+                if uniform[column] is not None:
+                    column += 1
+                    continue
+                end = column + 1
+                while end < count and uniform[end] is None:
+                    end += 1
+                view[:, column * tile : end * tile] = pixels[:, column * tile : end * tile]
+                column = end
+            return _Segment(view, uniform, buffer)
+        _touch(pixels)
+        return _Segment(pixels, uniform_tiles(pixels, tile), None)
 
     def _pooled(self, pool: list[numpy.ndarray], shape: tuple[int, int, int]) -> numpy.ndarray:
         with self._pool_lock:
@@ -431,12 +462,15 @@ class _Pipeline:
         column, count = 0, len(uniform)
         while column < count:
             value = uniform[column]
-            if value is not None:
-                x0 = column * tile // 2
-                out[:, x0 : x0 + tile // 2] = self._reduced(value)
-                column += 1
-                continue
             end = column + 1
+            if value is not None:
+                # A run of uniform tiles of this value: one fill.
+                key = value.tobytes()
+                while end < count and uniform[end] is not None and uniform[end].tobytes() == key:
+                    end += 1
+                out[:, column * tile // 2 : end * tile // 2] = self._reduced(value)
+                column = end
+                continue
             while end < count and uniform[end] is None:
                 end += 1
             x0, x1 = column * tile, min(width, end * tile)
