@@ -61,19 +61,26 @@ def step_npsave(args: argparse.Namespace) -> None:
 
 
 # -- Python API ----------------------------------------------------------
-def step_api(args: argparse.Namespace) -> None:
+def _canvas_for(array: numpy.ndarray, args: argparse.Namespace):
+    """The CanvasSpec describing an input array (as the CLI steps' init does)."""
     import tifwriter_cli as tw
 
-    array = numpy.load(args.input, mmap_mode='r')
-    height, width = array.shape[:2]
-    spec = tw.CanvasSpec(
-        width=width,
-        height=height,
+    return tw.CanvasSpec(
+        width=array.shape[1],
+        height=array.shape[0],
         channels=1 if array.ndim == 2 else array.shape[2],
         dtype=str(array.dtype),
         kind=CANVAS_KIND[args.kind],
         tile_size=args.tile,
     )
+
+
+def step_api(args: argparse.Namespace) -> None:
+    import tifwriter_cli as tw
+
+    array = numpy.load(args.input, mmap_mode='r')
+    height, width = array.shape[:2]
+    spec = _canvas_for(array, args)
     tw.create_staging(args.staging, spec)
     written = 0
     with tw.open_staging(args.staging) as staging:
@@ -94,14 +101,7 @@ def step_finalize_array(args: argparse.Namespace) -> None:
 
     array = numpy.load(args.input, mmap_mode='r')
     height, width = array.shape[:2]
-    spec = tw.CanvasSpec(
-        width=width,
-        height=height,
-        channels=1 if array.ndim == 2 else array.shape[2],
-        dtype=str(array.dtype),
-        kind=CANVAS_KIND[args.kind],
-        tile_size=args.tile,
-    )
+    spec = _canvas_for(array, args)
     # The package's public name, wherever the module behind it lives.
     report = tw.finalize(
         ArraySource(spec, array), args.output, compression=args.compression, quality=args.quality
