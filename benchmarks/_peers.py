@@ -96,7 +96,6 @@ def step_api(args: argparse.Namespace) -> None:
 # -- our writer from the memmap -------------------------------------------
 def step_finalize_array(args: argparse.Namespace) -> None:
     import tifwriter_cli as tw
-    from tifwriter_cli.finalization import finalize
     from tifwriter_cli.sources import ArraySource
 
     array = numpy.load(args.input, mmap_mode='r')
