@@ -52,6 +52,9 @@ __all__ = ['NativeEngine', 'ENGINE_CLASS']
 #: Target size of a level-0 segment (a few whole tiles of one tile row).
 _SEGMENT_BYTES = 4 << 20
 
+#: Segments read ahead (a segment of uniform tiles holds no memory).
+_READ_AHEAD = 2
+
 #: Bytes between the pages touched to map a segment into memory up front.
 _PAGE = 4096
 
@@ -319,11 +322,13 @@ class _Pipeline:
             # (Downsampling there too was slower: with two cores, four busy
             # threads contend for the cores, the caches and the GIL.)
             parts = [(row, x0, x1) for row in range(level0.tiles_down) for x0, x1 in self.segments]
-            ahead = reader.submit(self._read_segment, *parts[0])
+            ahead = collections.deque(
+                reader.submit(self._read_segment, *part) for part in parts[:_READ_AHEAD]
+            )
             for number, (row, x0, x1) in enumerate(parts):
-                segment = ahead.result()
-                if number + 1 < len(parts):
-                    ahead = reader.submit(self._read_segment, *parts[number + 1])
+                segment = ahead.popleft().result()
+                if number + _READ_AHEAD < len(parts):
+                    ahead.append(reader.submit(self._read_segment, *parts[number + _READ_AHEAD]))
                 self._submit_segment(row, x0, segment, last=x1 == spec.width)
                 if segment.buffer is not None:
                     # Reused once every tile submitted so far is written.
@@ -381,6 +386,9 @@ class _Pipeline:
             # is encoded and downsampled from its value), so those columns
             # of the buffer keep whatever they held.
             uniform = uniform_tiles(pixels, tile)
+            if all(value is not None for value in uniform):
+                # Nothing to keep: a stand-in of the right shape, no memory.
+                return _Segment(numpy.broadcast_to(uniform[0], pixels.shape), uniform, None)
             buffer = self._pooled(self._segment_pool, self._segment_shape)
             view = buffer[:height, : x1 - x0]
             column, count = 0, len(uniform)
