@@ -2,21 +2,21 @@
 
 The canvas is read once, top to bottom, one level-0 tile row at a time,
 each row in segments of a few whole tiles (read two ahead by a thread of
-its own, which also finds the segment's uniform tiles). The segment's tiles are
-encoded by worker threads (imagecodecs releases the GIL), and the segment
-is downsampled by 2 straight into level 1's band buffer; whenever a level's
+its own, which also finds the segment's uniform tiles). The segment's
+tiles are encoded by worker threads (imagecodecs releases the GIL), and
+the segment is downsampled by 2 straight into level 1's band buffer; whenever a level's
 band buffer holds a full band of that level's tile height, the band is
 encoded and downsampled one level further (the cascade).
 
 Memory grows with the canvas width times the tile size, never with its
 height: one band buffer per lower level (a band's buffer is refilled once
 its tiles are written; the encoders have the tiles queued after them to
-work on meanwhile) and a few level-0 segment buffers (two read ahead,
-one being processed, one finishing; none for a segment of uniform tiles).
-Fresh arrays from
-the source are copied into those reused buffers and freed at once, and each
-encoder thread copies its tiles into one reused buffer, so the big
-allocations are not repeated and the heap does not fragment.
+work on meanwhile) and a few level-0 segment buffers (two read ahead, one
+being processed, one finishing; none for a segment of uniform tiles). The
+mixed tiles of a fresh array from the source are copied into those reused
+buffers and the array is freed at once, and each encoder thread copies its
+tiles into one reused buffer, so the big allocations are not repeated and
+the heap does not fragment.
 
 Encoded tiles are handed to the BigTIFF writer in submission order (not
 completion order): with a bounded window of in-flight tiles this costs no
