@@ -4,9 +4,10 @@ The canvas is read once, top to bottom, one level-0 tile row at a time,
 each row in segments of a few whole tiles (read two ahead by a thread of
 its own, which also finds the segment's uniform tiles). The segment's
 tiles are encoded by worker threads (imagecodecs releases the GIL), and
-the segment is downsampled by 2 straight into level 1's band buffer; whenever a level's
-band buffer holds a full band of that level's tile height, the band is
-encoded and downsampled one level further (the cascade).
+the segment is downsampled by 2 straight into level 1's band buffer;
+whenever a level's band buffer holds a full band of that level's tile
+height, the band is encoded and downsampled one level further (the
+cascade).
 
 Memory grows with the canvas width times the tile size, never with its
 height: one band buffer per lower level (a band's buffer is refilled once
