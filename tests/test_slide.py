@@ -381,16 +381,22 @@ def reference_canvas_size(slide_size: int, factor: float, *, round_up: bool) -> 
     return max(1, hi - 1)
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    width=st.integers(1, 300_000),
-    height=st.integers(1, 300_000),
-    downsample=st.one_of(
-        st.integers(1, 128).map(float),
-        st.floats(1.0, 100.0, allow_nan=False, allow_infinity=False),
-    ),
-    mpp=st.floats(0.05, 5.0),
-)
+def slide_cases(test):
+    """Hypothesis over slide sizes, integer and fractional downsamples, pixel sizes."""
+    return settings(max_examples=200, deadline=None)(
+        given(
+            width=st.integers(1, 300_000),
+            height=st.integers(1, 300_000),
+            downsample=st.one_of(
+                st.integers(1, 128).map(float),
+                st.floats(1.0, 100.0, allow_nan=False, allow_infinity=False),
+            ),
+            mpp=st.floats(0.05, 5.0),
+        )(test)
+    )
+
+
+@slide_cases
 def test_cover_canvas_covers_the_slide_with_less_than_one_block_overshoot(
     width, height, downsample, mpp
 ):
@@ -411,16 +417,7 @@ def test_cover_canvas_covers_the_slide_with_less_than_one_block_overshoot(
     assert width * mpp * (1 - 1e-9) <= physical < (width * mpp + canvas.spacing_x) * (1 + 1e-9)
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    width=st.integers(1, 300_000),
-    height=st.integers(1, 300_000),
-    downsample=st.one_of(
-        st.integers(1, 128).map(float),
-        st.floats(1.0, 100.0, allow_nan=False, allow_infinity=False),
-    ),
-    mpp=st.floats(0.05, 5.0),
-)
+@slide_cases
 def test_drop_canvas_stops_at_the_last_whole_block(width, height, downsample, mpp):
     canvas = canvas_from_slide(geometry_of(width, height, mpp=mpp), downsample=downsample)
     factor = canvas.slide_downsample

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import overwrite_opt, show_progress, staging_arg, workers_opt
+from .options import is_quiet, overwrite_opt, show_progress, staging_arg, workers_opt
 
 # Kept here (not imported from the library) so --help never imports numpy.
 COMPRESSION_CHOICES = 'none|lzw|jpeg|deflate|zstd'
@@ -80,7 +80,7 @@ def command(
         force=force,
         engine=engine,
     )
-    if report.patches is not None and not (ctx.find_root().obj or {}).get('quiet'):
+    if report.patches is not None and not is_quiet(ctx):
         click.echo(
             f'tifwriter: took {report.patches} patch(es) from the {report.fragments} fragment(s) '
             'published when finalize started (later ones are not included)',

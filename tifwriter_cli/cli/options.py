@@ -31,9 +31,13 @@ staging_arg = click.argument(
 )
 
 
+def is_quiet(ctx: click.Context) -> bool:
+    """Was -q/--quiet given to the group?"""
+    return bool((ctx.find_root().obj or {}).get('quiet'))
+
+
 def show_progress(ctx: click.Context) -> bool:
     """Progress bars only on a terminal and when not --quiet."""
     import sys
 
-    quiet = bool((ctx.find_root().obj or {}).get('quiet'))
-    return not quiet and sys.stderr.isatty()
+    return not is_quiet(ctx) and sys.stderr.isatty()
