@@ -105,10 +105,25 @@ def test_sigkilled_writers_lose_only_unpublished_patches(make_staging):
                 numpy.testing.assert_array_equal(region, patch_for(number))
     # The kills must really have interrupted writers, or this proved nothing.
     assert 0 < len(acknowledged) < next_number
+    # A writer killed while it holds an unpublished fragment (one publish at
+    # the very end, killed as soon as its temp file exists) leaves that temp
+    # file behind: info reports it, and every acknowledged patch is intact.
+    fragments = path.with_name(path.name + '.fragments')
+    temps_before = set(fragments.glob('.tmp-*'))
+    writer = _spawn_writer(path, next_number, 90, 90)
+    deadline = time.monotonic() + 60
+    while not set(fragments.glob('.tmp-*')) - temps_before:
+        assert writer.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    writer.send_signal(signal.SIGKILL)
+    writer.communicate()
     with tw.read_staging(path) as snapshot:
         summary = snapshot.summary()
-    # Killed writers leave their temp fragments behind; info reports them.
-    assert summary['fragments']['unpublished_temp_files'] >= 1
+        canvas = snapshot.read_canvas()[:, :, 0]
+    assert summary['fragments']['unpublished_temp_files'] == len(temps_before) + 1
+    for number in acknowledged:
+        x, y = slot_of(number)
+        numpy.testing.assert_array_equal(canvas[y : y + SLOT, x : x + SLOT], patch_for(number))
 
 
 def test_concurrent_writer_processes_equal_reference(make_staging):
