@@ -91,3 +91,35 @@ class SlideReadError(TifwriterError, ValueError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived (a scheduler's time limit): unwind like Ctrl-C, so
     every atomic output removes its temp file, and exit 143."""
+
+
+class StagingWriteError(TifwriterError, OSError):
+    """Patches could not be written to the staging unit (disk full, quota,
+    I/O error). The unpublished patches of that writer are dropped, its temp
+    file removed; fragments published before are intact.
+
+    ``str()`` is the whole one-line message; ``errno`` and ``filename`` are
+    those of the underlying OSError."""
+
+    def __init__(self, message: str, *, errno: int | None = None, filename: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errno = errno
+        self.filename = filename
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StagingReplacedError(TifwriterError, ValueError):
+    """The staging file was replaced (``init --overwrite``) while a writer
+    had it open; the writer's patches belong to the old canvas."""
+
+
+class StagingDamagedError(NotAStagingFileError):
+    """A published fragment is damaged or inconsistent (index, patch data)."""
+
+
+class StagingChangedError(TifwriterError, RuntimeError):
+    """The staging unit changed under a reader's snapshot (a fragment was
+    replaced by another file of the same name)."""

@@ -48,12 +48,13 @@ class LazyGroup(click.Group):
             click.echo('tifwriter: terminated (SIGTERM); no output was left half-written', err=True)
             ctx.exit(EXIT_TERMINATED)
         except TifwriterError as exc:
-            click.echo(f'tifwriter: error: {exc}', err=True)
+            click.echo(f'tifwriter: error: {_one_line(exc)}', err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             # Disk full, permission denied, ...: the environment, not a bug.
             name = f' {exc.filename}:' if getattr(exc, 'filename', None) else ''
-            click.echo(f'tifwriter: error:{name} {exc.strerror or exc}', err=True)
+            reason = _one_line(exc.strerror or exc)
+            click.echo(f'tifwriter: error:{name} {reason[:1].lower()}{reason[1:]}', err=True)
             ctx.exit(EXIT_FAILURE)
         except KeyboardInterrupt:
             click.echo('tifwriter: interrupted', err=True)
@@ -64,6 +65,11 @@ class LazyGroup(click.Group):
         rows = [(name, SUBCOMMANDS[name][1]) for name in SUBCOMMANDS]
         with formatter.section('Commands'):
             formatter.write_dl(rows)
+
+
+def _one_line(message: object) -> str:
+    """Error messages are one line: HDF5's and others' embed newlines."""
+    return ' '.join(str(message).split())
 
 
 @contextlib.contextmanager

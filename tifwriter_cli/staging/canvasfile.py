@@ -8,6 +8,9 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
+
+import numpy
 
 from ..atomic import atomic_output
 from ..errors import (
@@ -15,8 +18,10 @@ from ..errors import (
     OutputExistsError,
     StagingNotFoundError,
     StagingVersionError,
+    TifwriterError,
 )
 from ..spec import CanvasSpec
+from .h5io import GuardedFile, create_hdf5
 from .layout import FORMAT_NAME, FORMAT_VERSION, fragments_dir
 
 __all__ = ['create_staging', 'read_canvas', 'StagingHeader']
@@ -45,8 +50,6 @@ def create_staging(
     ``overwrite`` its fragments are removed too, since they belong to the old
     canvas.
     """
-    import h5py
-
     from .. import __version__
 
     path = Path(path)
@@ -56,21 +59,33 @@ def create_staging(
         raise OutputExistsError(f'{what} exists (use --overwrite to replace it)')
     uid = uuid.uuid4().hex
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    replaced = None
     with atomic_output(path, overwrite=overwrite) as tmp:
-        with h5py.File(tmp, 'w', locking=False) as h5:  # HPC filesystems refuse locks
-            h5.attrs['format'] = FORMAT_NAME
-            h5.attrs['format_version'] = FORMAT_VERSION
-            h5.attrs['uid'] = uid
-            h5.attrs['created'] = created
-            h5.attrs['tool'] = f'tifwriter {__version__}'
-            canvas = h5.create_group('canvas')
-            for key, value in spec.to_attrs().items():
-                canvas.attrs[key] = value
-        # The old fragments belong to the old canvas: drop them before the
-        # new staging file becomes visible.
+        guard = GuardedFile(tmp)
+        try:
+            with create_hdf5(guard) as h5:
+                h5.attrs['format'] = FORMAT_NAME
+                h5.attrs['format_version'] = FORMAT_VERSION
+                h5.attrs['uid'] = uid
+                h5.attrs['created'] = created
+                h5.attrs['tool'] = f'tifwriter {__version__}'
+                canvas = h5.create_group('canvas')
+                for key, value in spec.to_attrs().items():
+                    canvas.attrs[key] = value
+            guard.sync()
+        finally:
+            guard.close()
+        guard.check()
+        # The old fragments belong to the old canvas. Their directory is
+        # moved aside (one atomic rename: a stale writer's publish then
+        # fails) and a new one made before the new header becomes visible;
+        # the old one is deleted after.
         if frag_dir.exists():
-            shutil.rmtree(frag_dir)
+            replaced = frag_dir.with_name(f'.{frag_dir.name}.replaced-{uid[:12]}')
+            os.rename(frag_dir, replaced)
         frag_dir.mkdir()
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
     return StagingHeader(path, spec, uid, created, f'tifwriter {__version__}')
 
 
@@ -85,28 +100,58 @@ def read_canvas(path: str | os.PathLike) -> StagingHeader:
         raise NotAStagingFileError(f'{path} is a directory, not a staging file')
     try:
         h5file = h5py.File(path, 'r', locking=False)
-    except OSError:
-        raise NotAStagingFileError(f'{path} is not a tifwriter staging file (not HDF5)') from None
+    except OSError as exc:
+        raise NotAStagingFileError(
+            f'{path} is not a tifwriter staging file (not HDF5, or damaged: {one_line(exc)})'
+        ) from None
     with contextlib.closing(h5file) as h5:
-        attrs = dict(h5.attrs)
-        fmt = _text(attrs.get('format'))
-        if fmt != FORMAT_NAME or 'canvas' not in h5:
-            raise NotAStagingFileError(
-                f'{path} is an HDF5 file but not a tifwriter staging file'
-            )
-        version = int(attrs.get('format_version', -1))
-        if version != FORMAT_VERSION:
-            raise StagingVersionError(
-                f'{path} has staging format version {version}; this tifwriter reads '
-                f'version {FORMAT_VERSION} (use the tifwriter that created it)'
-            )
         try:
-            spec = CanvasSpec.from_attrs(dict(h5['canvas'].attrs))
-        except (TypeError, ValueError) as exc:
-            raise NotAStagingFileError(f'{path} has an invalid canvas description: {exc}') from None
-        return StagingHeader(
-            path, spec, _text(attrs.get('uid')), _text(attrs.get('created')), _text(attrs.get('tool'))
+            return _read_header(h5, path)
+        except TifwriterError:
+            raise
+        except Exception as exc:
+            # A damaged file (a flipped bit, a truncated copy) fails inside
+            # HDF5 in many ways (KeyError, RuntimeError, OSError, ...); its
+            # metadata checksums make sure it fails rather than misreads.
+            raise NotAStagingFileError(
+                f'{path} is damaged and cannot be read as a staging file: {one_line(exc)}'
+            ) from None
+
+
+def _read_header(h5: Any, path: Path) -> StagingHeader:
+    attrs = dict(h5.attrs)
+    fmt = _text(attrs.get('format'))
+    if fmt != FORMAT_NAME or 'canvas' not in h5:
+        raise NotAStagingFileError(f'{path} is an HDF5 file but not a tifwriter staging file')
+    check_format_version(attrs.get('format_version'), what=f'{path} has staging format')
+    try:
+        spec = CanvasSpec.from_attrs(dict(h5['canvas'].attrs))
+    except (TypeError, ValueError) as exc:
+        raise NotAStagingFileError(f'{path} has an invalid canvas description: {exc}') from None
+    return StagingHeader(
+        path, spec, _text(attrs.get('uid')), _text(attrs.get('created')), _text(attrs.get('tool'))
+    )
+
+
+def check_format_version(value: object, *, what: str) -> None:
+    """Refuse any ``format_version`` but exactly this tifwriter's (an integer,
+    not 1.5 or "1" or an array), with one line saying ``what`` has which."""
+    if isinstance(value, numpy.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, numpy.generic):
+        value = value.item()
+    ok = isinstance(value, int) and not isinstance(value, bool) and value == FORMAT_VERSION
+    if not ok:
+        shown = 'none' if value is None else repr(value) if not isinstance(value, numpy.ndarray) else f'an array {value.tolist()!r}'[:80]
+        raise StagingVersionError(
+            f'{what} version {shown}; this tifwriter reads version {FORMAT_VERSION} '
+            '(use the tifwriter that created it)'
         )
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (HDF5's embed newlines)."""
+    return ' '.join(str(exc).split()) or type(exc).__name__
 
 
 def _text(value: object) -> str:

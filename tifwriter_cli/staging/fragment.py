@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy
 
+from .h5io import GuardedFile, create_hdf5
 from .layout import FORMAT_NAME, FORMAT_VERSION
 
 __all__ = [
@@ -69,17 +70,26 @@ def _blosc_options(dtype: numpy.dtype) -> dict[str, Any]:
 
 
 class FragmentWriter:
-    """Appends patches to a new temp fragment file; :meth:`close` completes it."""
+    """Appends patches to a new temp fragment file; :meth:`close` completes it.
+
+    Every write goes through a :class:`~.h5io.GuardedFile`: a failed write
+    (disk full) raises ``OSError`` naming the temp file from :meth:`add` or
+    :meth:`close`, after which the fragment can only be discarded.
+    """
 
     def __init__(self, path: Path, *, staging_uid: str, dtype: numpy.dtype):
-        import h5py
-
         self.path = path
         self._dtype = numpy.dtype(dtype)
         self._rows: list[tuple] = []
         self._sources: list[tuple[str, int, int]] = []
         self.nbytes = 0  # raw bytes of patch pixels written
-        self._h5 = h5py.File(path, 'w', locking=False)
+        self._file = GuardedFile(path, exclusive=True)
+        try:
+            self._h5 = create_hdf5(self._file)
+        except BaseException:
+            self._file.close()
+            path.unlink()
+            raise
         self._h5.attrs['format'] = FORMAT_NAME + '-fragment'
         self._h5.attrs['format_version'] = FORMAT_VERSION
         self._h5.attrs['staging_uid'] = staging_uid
@@ -87,6 +97,7 @@ class FragmentWriter:
         self._h5.attrs['writer'] = f'{socket.gethostname()}:{os.getpid()}'
         self._patches = self._h5.create_group('patches')
         self._compression = _blosc_options(self._dtype)
+        self._file.check()
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -124,6 +135,7 @@ class FragmentWriter:
             chunks=chunks,
             **(self._compression if codec == CODEC_BLOSC_LZ4 else {}),
         )
+        self._file.check()  # before the row: a failed patch is not counted as held
         self._rows.append((x, y, width, height, 0, 0.0, source_row, codec))
         self.nbytes += patch.nbytes
 
@@ -139,14 +151,16 @@ class FragmentWriter:
         sources = numpy.array(self._sources, dtype=source_dtype)
         self._h5.create_dataset('sources', data=sources)
         self._h5.close()
-        with open(self.path, 'rb+') as fh:
-            os.fsync(fh.fileno())
+        self._file.sync()
+        self._file.close()
+        self._file.check()
 
     def discard(self) -> None:
         """Abandon the fragment: close and delete the temp file."""
         try:
             self._h5.close()
         finally:
+            self._file.close()
             try:
                 self.path.unlink()
             except FileNotFoundError:

@@ -22,11 +22,12 @@ from typing import Any, Iterator
 
 import numpy
 
-from ..errors import NotAStagingFileError
+from ..errors import NotAStagingFileError, StagingChangedError, StagingDamagedError
 from ..merge import new_accumulator
-from .canvasfile import StagingHeader, read_canvas
-from .fragment import CODEC_BLOSC_LZ4, CODEC_NONE, read_fragment_tables
+from .canvasfile import StagingHeader, one_line, read_canvas
+from .fragment import CODEC_BLOSC_LZ4, CODEC_NONE
 from .layout import FORMAT_VERSION, fragments_dir, published_fragments, stale_temp_fragments
+from .validate import check_patch_dataset, load_fragment_tables
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
 
@@ -73,6 +74,11 @@ class StagingSnapshot:
         self._descriptors: collections.OrderedDict[int, int] = collections.OrderedDict()
         self.sources: set[tuple[str, int, int]] = set()
         self.duplicate_rows = 0
+        #: Fragments of another staging unit, skipped (see validate.py).
+        self.skipped_fragments: list[Path] = []
+        #: (st_dev, st_ino, st_size, st_mtime_ns) of each fragment as first
+        #: opened: a reopen must find the same file (see _same_file).
+        self._identities: dict[int, tuple[int, int, int, int]] = {}
         self.patches = self._load_index()
         self._grid = self._build_grid()
 
@@ -84,17 +90,11 @@ class StagingSnapshot:
         last_staged: dict[tuple[str, int, int], tuple[int, int]] = {}
         for number, path in enumerate(self.fragment_paths):
             h5 = self._fragment(number)
-            uid = h5.attrs.get('staging_uid')
-            if isinstance(uid, bytes):
-                uid = uid.decode()
-            if uid != self.header.uid:
-                raise NotAStagingFileError(
-                    f'fragment {path} belongs to another staging file (uid {uid})'
-                )
-            try:
-                index, sources = read_fragment_tables(h5)
-            except KeyError:
-                raise NotAStagingFileError(f'fragment {path} is incomplete or damaged') from None
+            tables_read = load_fragment_tables(h5, path=path, spec=self.spec, staging_uid=self.header.uid)
+            if tables_read is None:  # another staging unit's (logged)
+                self.skipped_fragments.append(path)
+                continue
+            index, sources = tables_read
             table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
             table['fragment'] = number
             table['number'] = numpy.arange(len(index))
@@ -150,12 +150,29 @@ class StagingSnapshot:
         try:
             h5 = h5py.File(path, 'r', locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
         except OSError as exc:
-            raise NotAStagingFileError(f'fragment {path} cannot be read: {exc}') from None
+            raise NotAStagingFileError(f'fragment {path} cannot be read: {one_line(exc)}') from None
+        try:
+            self._same_file(number, os.fstat(h5.id.get_vfd_handle()))
+        except BaseException:
+            h5.close()
+            raise
         self._open[number] = h5
         if len(self._open) > MAX_OPEN_FRAGMENTS:
             _, oldest = self._open.popitem(last=False)
             oldest.close()
         return h5
+
+    def _same_file(self, number: int, st: os.stat_result) -> None:
+        """A snapshot holds what it took: a fragment reopened by name (open
+        files are limited) must be the file first read, not one that took
+        its name since (``init --overwrite`` and new writes)."""
+        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        first = self._identities.setdefault(number, identity)
+        if first != identity:
+            raise StagingChangedError(
+                f'fragment {self.fragment_paths[number]} was replaced while this snapshot of '
+                f'{self.path} was being read (init --overwrite?): stopped rather than mix in pixels of another file'
+            )
 
     # -- queries ---------------------------------------------------------
     def patches_overlapping(self, x: int, y: int, width: int, height: int) -> numpy.ndarray:
@@ -214,9 +231,25 @@ class StagingSnapshot:
 
         fragment, number = int(patch['fragment']), int(patch['number'])
         h5 = self._fragment(fragment)
-        dataset_id = h5py.h5d.open(h5['patches'].id, str(number).encode())
         shape = (int(patch['height']), int(patch['width']), self.spec.channels)
-        codec = int(patch['codec'])
+        try:
+            dataset_id = h5py.h5d.open(h5['patches'].id, str(number).encode())
+            check_patch_dataset(
+                dataset_id.shape, dataset_id.dtype, expected_shape=shape, spec=self.spec,
+                path=self.fragment_paths[fragment], number=number,
+            )
+            return self._decoded_pixels(fragment, dataset_id, shape, int(patch['codec']))
+        except (StagingDamagedError, StagingChangedError):
+            raise
+        except Exception as exc:  # a damaged chunk: blosc, HDF5 and reshape errors alike
+            raise StagingDamagedError(
+                f'fragment {self.fragment_paths[fragment]} is damaged: patch {number} '
+                f'cannot be read: {one_line(exc)}'
+            ) from None
+
+    def _decoded_pixels(self, fragment: int, dataset_id: Any, shape: tuple[int, int, int], codec: int) -> numpy.ndarray:
+        import h5py
+
         dtype = self.spec.numpy_dtype
         if dataset_id.get_create_plist().get_layout() == h5py.h5d.CHUNKED and dataset_id.get_num_chunks() == 1:
             info = dataset_id.get_chunk_info(0)
@@ -240,6 +273,11 @@ class StagingSnapshot:
                 _, oldest = self._descriptors.popitem(last=False)
                 os.close(oldest)
             fd = os.open(self.fragment_paths[fragment], os.O_RDONLY)
+            try:
+                self._same_file(fragment, os.fstat(fd))
+            except BaseException:
+                os.close(fd)
+                raise
             self._descriptors[fragment] = fd
         else:
             self._descriptors.move_to_end(fragment)

@@ -17,7 +17,13 @@ from typing import Iterable
 import numpy
 
 from ..convert import as_canvas_patch
-from ..errors import NotAStagingFileError, PatchError
+from ..errors import (
+    NotAStagingFileError,
+    PatchError,
+    StagingReplacedError,
+    StagingWriteError,
+    TifwriterError,
+)
 from ..geometry import clip_to_canvas
 from .canvasfile import StagingHeader, read_canvas
 from .fragment import FragmentWriter
@@ -87,18 +93,21 @@ class StagingWriter:
         if source is not None:
             source = _checked_source(source)
         clipped = clip_to_canvas(x, y, patch.shape[1], patch.shape[0], self.spec.width, self.spec.height)
-        fragment = self._current_fragment()
-        if clipped is None:
-            self.patches_outside += 1
-            log.warning('patch at x=%d, y=%d (%dx%d) lies wholly outside the canvas', x, y, patch.shape[1], patch.shape[0])
-            if source is not None:
-                # Record the source anyway, so a re-run skips it too.
-                fragment.add(0, 0, patch[:0, :0], source=source)
-            inside = False
-        else:
-            cx, cy, (sy, sx) = clipped.x, clipped.y, clipped.patch_slices
-            fragment.add(cx, cy, numpy.ascontiguousarray(patch[sy, sx]), source=source)
-            inside = True
+        try:
+            fragment = self._current_fragment()
+            if clipped is None:
+                self.patches_outside += 1
+                log.warning('patch at x=%d, y=%d (%dx%d) lies wholly outside the canvas', x, y, patch.shape[1], patch.shape[0])
+                if source is not None:
+                    # Record the source anyway, so a re-run skips it too.
+                    fragment.add(0, 0, patch[:0, :0], source=source)
+                inside = False
+            else:
+                cx, cy, (sy, sx) = clipped.x, clipped.y, clipped.patch_slices
+                fragment.add(cx, cy, numpy.ascontiguousarray(patch[sy, sx]), source=source)
+                inside = True
+        except OSError as exc:
+            raise self._drop_fragment(exc, pending=1) from None
         self.patches_written += 1
         if (
             fragment.nbytes >= self._publish_every_bytes
@@ -113,6 +122,7 @@ class StagingWriter:
 
     def _current_fragment(self) -> FragmentWriter:
         if self._fragment is None:
+            self._check_identity()
             self._fragment = FragmentWriter(
                 temp_fragment_path(self._dir),
                 staging_uid=self.header.uid,
@@ -131,13 +141,60 @@ class StagingWriter:
             return None
         try:
             fragment.close()
+            self._check_identity()
             published = publish_fragment(fragment.path)
+            try:
+                # Replaced between the check and the link: take it back.
+                self._check_identity()
+            except StagingReplacedError:
+                published.unlink()
+                raise
+        except OSError as exc:
+            self._fragment = fragment
+            raise self._drop_fragment(exc) from None
         except BaseException:
             fragment.discard()
             raise
         self.published.append(published)
         log.debug('published %s (%d patches)', published.name, len(fragment))
         return published
+
+    def _drop_fragment(self, exc: OSError, *, pending: int = 0) -> StagingWriteError:
+        """Discard the unpublished fragment after a write error; the error to raise.
+
+        ``pending``: patches of the failing write() call, not yet counted.
+        """
+        fragment, self._fragment = self._fragment, None
+        lost = pending + (len(fragment) if fragment is not None else 0)
+        if fragment is not None:
+            try:
+                fragment.discard()
+            except OSError:
+                pass  # the write error is the news
+        if isinstance(exc, StagingWriteError):
+            return exc
+        reason = exc.strerror or str(exc)
+        reason = reason[:1].lower() + reason[1:]
+        where = f' writing {exc.filename}' if exc.filename else ''
+        return StagingWriteError(
+            f'{self.path}: {reason}{where}: {lost} unpublished patch(es) of this writer were '
+            'dropped and its temp file removed; patches published before are intact',
+            errno=exc.errno,
+            filename=exc.filename,
+        )
+
+    def _check_identity(self) -> None:
+        """Refuse to write into a staging unit that is no longer the one opened
+        (replaced by ``init --overwrite`` since): the patches belong to the old canvas."""
+        try:
+            uid = read_canvas(self.path).uid
+        except TifwriterError as exc:
+            uid = f'unreadable: {exc}'
+        if uid != self.header.uid:
+            raise StagingReplacedError(
+                f'{self.path} was replaced (init --overwrite?) after this writer opened it: '
+                'its unpublished patches belong to the old canvas and were not staged'
+            )
 
     def close(self) -> None:
         """Publish the remaining patches and close."""

@@ -1,0 +1,181 @@
+"""Checks a reader makes before trusting a published fragment.
+
+A fragment is a file on disk: it may be damaged (a flipped bit, a truncated
+copy), hand-edited, copied in from another staging unit, or written by a
+future tifwriter. Trusting its index put uninitialised memory into a TIFF
+(a patch dataset smaller than its index row), converted a float64 dataset
+silently, and raised IndexError, KeyError or MemoryError from deep inside
+finalize. So every index row is checked against the canvas and against the
+dataset it names, and anything inconsistent is refused with one line naming
+the fragment (:class:`~tifwriter_cli.errors.StagingDamagedError`).
+
+* :func:`foreign_fragment_reason`: a fragment of another staging unit (a
+  stale writer publishing after ``init --overwrite``) is not damage; the
+  reader skips it with a warning instead of refusing the whole unit.
+* :func:`check_fragment_index`: the vectorised checks of a whole index, made
+  once when a snapshot loads it.
+* :func:`check_patch_dataset`: shape and pixel type of one patch dataset,
+  made when its pixels are read (the dataset is opened then anyway, so the
+  snapshot's load time stays one index read per fragment).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+from ..errors import StagingDamagedError
+from ..spec import CanvasSpec
+from .canvasfile import check_format_version
+from .layout import FORMAT_NAME
+
+__all__ = ['check_fragment_index', 'check_patch_dataset', 'foreign_fragment_reason']
+
+FRAGMENT_FORMAT = FORMAT_NAME + '-fragment'
+#: Index columns every fragment has (``codec`` came later; its absence means blosc).
+REQUIRED_FIELDS = ('x', 'y', 'width', 'height', 'uniform', 'value', 'source')
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode('utf-8', 'replace')
+    return None if value is None else str(value)
+
+
+def foreign_fragment_reason(attrs: Any, *, path: Path, staging_uid: str) -> str | None:
+    """Why the fragment at ``path`` is not one of this staging unit, or None.
+
+    Raises for a file that is not a fragment of a format this tifwriter reads.
+    """
+    fmt = _text(attrs.get('format'))
+    if fmt != FRAGMENT_FORMAT:
+        raise StagingDamagedError(
+            f'fragment {path} is not a tifwriter fragment (format {fmt!r}); '
+            'remove it from the fragments directory'
+        )
+    check_format_version(attrs.get('format_version'), what=f'fragment {path} has fragment format')
+    uid = _text(attrs.get('staging_uid'))
+    if uid != staging_uid:
+        return f'it belongs to another staging file (uid {uid}, this one is {staging_uid})'
+    return None
+
+
+def check_fragment_index(
+    stored_fields: tuple[str, ...] | None,
+    index: numpy.ndarray,
+    n_sources: int,
+    patch_names: set[str],
+    *,
+    spec: CanvasSpec,
+    path: Path,
+) -> None:
+    """Refuse a fragment whose index rows do not fit the canvas or its contents.
+
+    ``stored_fields``: the column names of the stored index table;
+    ``index``: it, as :data:`~.fragment.INDEX_DTYPE`; ``patch_names``: the
+    dataset names under ``/patches``.
+    """
+
+    def damaged(why: str) -> StagingDamagedError:
+        return StagingDamagedError(f'fragment {path} is damaged: {why}')
+
+    missing = [f for f in REQUIRED_FIELDS if f not in (stored_fields or ())]
+    if missing:
+        raise damaged(f'its index lacks the column(s) {", ".join(missing)}')
+    if index.ndim != 1:
+        raise damaged(f'its index has shape {index.shape}, not a table')
+    if not len(index):
+        return
+    x, y, w, h = (index[f] for f in ('x', 'y', 'width', 'height'))
+    rows = numpy.arange(len(index))
+
+    def first(bad: numpy.ndarray) -> int | None:
+        hits = rows[bad]
+        return int(hits[0]) if len(hits) else None
+
+    row = first((w < 0) | (h < 0) | (x < 0) | (y < 0) | (x > spec.width - w) | (y > spec.height - h))
+    if row is not None:
+        raise damaged(
+            f'index row {row} places a {int(w[row])} x {int(h[row])} patch at x={int(x[row])}, '
+            f'y={int(y[row])}, outside the {spec.width} x {spec.height} canvas'
+        )
+    row = first(~numpy.isin(index['uniform'], (0, 1)) | ~numpy.isin(index['codec'], (0, 1)))
+    if row is not None:
+        raise damaged(f'index row {row} has an unknown uniform flag or codec')
+    row = first((index['source'] < -1) | (index['source'] >= n_sources))
+    if row is not None:
+        raise damaged(
+            f'index row {row} names source record {int(index["source"][row])}, '
+            f'but the fragment has {n_sources}'
+        )
+    empty = (w == 0) | (h == 0)
+    uniform = index['uniform'] == 1
+    row = first(empty & ~uniform)
+    if row is not None:
+        raise damaged(f'index row {row} is an empty patch with pixel data')
+    row = first(uniform & ~empty & ~_representable(index['value'], spec.numpy_dtype))
+    if row is not None:
+        raise damaged(
+            f'index row {row} has the uniform value {float(index["value"][row])!r}, '
+            f'which a {spec.dtype} canvas cannot hold'
+        )
+    for row in rows[~uniform]:
+        if str(int(row)) not in patch_names:
+            raise damaged(f'the pixels of patch {int(row)} (dataset /patches/{int(row)}) are missing')
+
+
+def _representable(values: numpy.ndarray, dtype: numpy.dtype) -> numpy.ndarray:
+    if dtype.kind == 'f':
+        with numpy.errstate(over='ignore', invalid='ignore'):
+            return numpy.isnan(values) | (values.astype(dtype).astype(values.dtype) == values)
+    info = numpy.iinfo(dtype)
+    with numpy.errstate(invalid='ignore'):
+        return (values >= info.min) & (values <= info.max) & (numpy.floor(values) == values)
+
+
+def check_patch_dataset(
+    shape: tuple[int, ...], dtype: numpy.dtype, *, expected_shape: tuple[int, int, int],
+    spec: CanvasSpec, path: Path, number: int,
+) -> None:
+    """Refuse a patch dataset whose shape or pixel type is not its index row's."""
+    if tuple(shape) != tuple(expected_shape):
+        raise StagingDamagedError(
+            f'fragment {path} is damaged: patch {number} holds {tuple(shape)} pixels, '
+            f'its index row says {tuple(expected_shape)}'
+        )
+    if numpy.dtype(dtype) != spec.numpy_dtype:
+        raise StagingDamagedError(
+            f'fragment {path} is damaged: patch {number} holds {numpy.dtype(dtype)} values, '
+            f'the canvas is {spec.dtype}'
+        )
+
+
+def load_fragment_tables(
+    h5: Any, *, path: Path, spec: CanvasSpec, staging_uid: str
+) -> tuple[numpy.ndarray, list[tuple[str, int, int]]] | None:
+    """The checked (index, sources) of an open fragment; None for a foreign
+    fragment (logged as a warning naming it). Raises for a damaged one."""
+    import logging
+
+    from ..errors import TifwriterError
+    from .canvasfile import one_line
+    from .fragment import read_fragment_tables
+
+    try:
+        reason = foreign_fragment_reason(h5.attrs, path=path, staging_uid=staging_uid)
+        if reason is not None:
+            logging.getLogger(__name__).warning('fragment %s is skipped: %s', path, reason)
+            return None
+        index, sources = read_fragment_tables(h5)
+        stored = h5['index']
+        names = set(h5['patches']) if 'patches' in h5 else set()
+        check_fragment_index(stored.dtype.names, index, len(sources), names, spec=spec, path=path)
+    except TifwriterError:
+        raise
+    except KeyError as exc:
+        raise StagingDamagedError(f'fragment {path} is incomplete or damaged: {one_line(exc)}') from None
+    except Exception as exc:  # HDF5 errors of a damaged file come in many types
+        raise StagingDamagedError(f'fragment {path} is damaged: {one_line(exc)}') from None
+    return index, sources
