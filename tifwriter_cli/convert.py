@@ -17,6 +17,8 @@ Conversion modes (``--convert`` on the CLI, ``convert=`` in the API):
 
 from __future__ import annotations
 
+import warnings
+
 import numpy
 
 from .errors import LossyConversionError, PatchError
@@ -57,11 +59,26 @@ def as_canvas_patch(
     target = spec.numpy_dtype
     if array.dtype == target:
         return array
-    if convert == 'scale':
-        return _scaled(array, target)
-    if convert == 'clip':
-        return _clipped(array, target)
-    return _exact(array, target)
+    # NaN and overflow are handled explicitly below; numpy's own
+    # RuntimeWarnings ("All-NaN slice", "overflow in cast") would only leak
+    # to the user's terminal as noise.
+    with numpy.errstate(all='ignore'), warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        if convert == 'scale':
+            return _scaled(array, target)
+        if convert == 'clip':
+            return _clipped(array, target)
+        return _exact(array, target)
+
+
+def _overflowing(array: numpy.ndarray, target: numpy.dtype) -> float | None:
+    """The largest finite magnitude of ``array`` beyond a float ``target``'s range, or None."""
+    if array.dtype.kind != 'f' or array.dtype.itemsize <= target.itemsize or not array.size:
+        return None
+    finite = numpy.abs(array[numpy.isfinite(array)])
+    if finite.size and finite.max() > numpy.finfo(target).max:
+        return float(finite.max())
+    return None
 
 
 def _exact(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
@@ -70,6 +87,12 @@ def _exact(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
     if array.size == 0:
         return array.astype(target)
     if target.kind == 'f':
+        too_large = _overflowing(array, target)
+        if too_large is not None:
+            raise LossyConversionError(
+                f'patch values up to {too_large:g} exceed the {target} range '
+                f'(±{float(numpy.finfo(target).max):.4g}); use convert "clip" to clip them'
+            )
         converted = array.astype(target)
         same = converted.astype(array.dtype) == array
         if array.dtype.kind == 'f':
@@ -85,6 +108,11 @@ def _exact(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
         finite = numpy.isfinite(array).all()
         integral = finite and bool((numpy.floor(array) == array).all())
         if not integral:
+            if numpy.isnan(array).all():
+                raise LossyConversionError(
+                    f'patch holds only NaN, which a {target} canvas cannot store '
+                    '(use convert "clip" to store 0)'
+                )
             low, high = (float(numpy.nanmin(array)), float(numpy.nanmax(array)))
             hint = (
                 ' (values look like probabilities 0..1: use convert "scale" to map them '
@@ -111,7 +139,15 @@ def _scaled(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
             f'convert "scale" maps floats in 0..1; this patch is {array.dtype}'
         )
     if target.kind == 'f':
+        too_large = _overflowing(array, target)
+        if too_large is not None:
+            raise LossyConversionError(
+                f'convert "scale" stores a float canvas\'s values as they are; values up to '
+                f'{too_large:g} exceed the {target} range (±{float(numpy.finfo(target).max):.4g})'
+            )
         return array.astype(target)
+    if array.size and numpy.isnan(array).all():
+        raise LossyConversionError('convert "scale" cannot store NaN in an integer canvas')
     if array.size and not (numpy.nanmin(array) >= 0.0 and numpy.nanmax(array) <= 1.0):
         raise LossyConversionError(
             'convert "scale" needs values in 0..1; this patch has '
@@ -125,6 +161,11 @@ def _scaled(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
 
 def _clipped(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
     if target.kind == 'f':
+        if _overflowing(array, target) is not None:
+            # Finite values beyond the range clip to its ends (inf stays inf).
+            largest = numpy.finfo(target).max
+            finite = numpy.isfinite(array)
+            array = numpy.where(finite, numpy.clip(array, -largest, largest), array)
         return array.astype(target)
     info = numpy.iinfo(target)
     values = array

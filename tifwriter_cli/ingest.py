@@ -90,7 +90,7 @@ class NamePattern:
     """A compiled file name pattern (see the module docstring)."""
 
     text: str
-    regex: re.Pattern[str]
+    regex: Any  # a patterns.LinearPattern (fullmatch like re.Pattern's)
     #: True when the pattern has a '/': it matches relative paths, not names.
     matches_relpath: bool
 
@@ -149,29 +149,10 @@ def compile_pattern(pattern: str) -> NamePattern:
         if fields.count(name) > 1:
             raise invalid(f'{{{name}}} appears more than once')
 
-    parts = []
-    for number, (kind, value) in enumerate(tokens):
-        if kind == _TOKEN_TEXT:
-            last = number == len(tokens) - 1
-            if last and value.endswith(PATCH_EXTENSIONS):
-                parts.append(re.escape(value[:-4]) + r'\.np[yz]')
-            else:
-                parts.append(re.escape(value))
-        elif kind == _TOKEN_STAR:
-            # Lazy: the shortest prefix that lets the rest match, so the
-            # fields take whole numbers.
-            parts.append(r'[^/]*?')
-        else:
-            after_star = number > 0 and tokens[number - 1][0] == _TOKEN_STAR
-            if after_star:
-                # The number starts at a number boundary (not inside '1.5'
-                # or '123'); its minus sign counts only when not glued to a
-                # word ('tile-12' is 12).
-                sign = r'(?<![0-9])(?<![0-9]\.)(?:(?<![A-Za-z0-9])-)?'
-            else:
-                sign = '-?'
-            parts.append(f'(?P<{value}>{sign}[0-9]+)')
-    return NamePattern(pattern, re.compile(''.join(parts)), '/' in pattern)
+    from .patterns import compile_tokens
+
+    # Matched in linear time (a regex backtracked exponentially on several '*').
+    return NamePattern(pattern, compile_tokens(tokens, extensions=PATCH_EXTENSIONS), '/' in pattern)
 
 
 # -- shards ---------------------------------------------------------------

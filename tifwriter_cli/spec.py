@@ -20,6 +20,9 @@ __all__ = [
     'MERGE_RULES',
     'DATA_KINDS',
     'MAX_SIDE',
+    'MAX_PIXELS',
+    'MIN_SPACING_UM',
+    'MAX_SPACING_UM',
 ]
 
 #: Pixel types a canvas may hold (what ASAP and tifffile both read).
@@ -31,6 +34,20 @@ DATA_KINDS = ('labels', 'probability', 'image')
 #: TIFF and sane memory bounds; 2**31 px a side is far beyond any slide.
 MAX_SIDE = 2**31 - 1
 MAX_CHANNELS = 64
+#: Largest canvas: 2**40 px (1.1e12, e.g. 1,048,576 px square) is 30 times
+#: the largest slides scanned today (~250k x 150k px). Every command's time
+#: and finalize's tile tables grow with the canvas (measured: an empty
+#: 200k x 200k canvas finalizes in 22 s), so a canvas of 10**18 px was a
+#: MemoryError after minutes, not a TIFF.
+MAX_PIXELS = 2**40
+#: Level-0 tiles at most (finalize keeps a few bytes per tile per level).
+MAX_TILES = 2**28
+#: Spacing range in micrometres per pixel. TIFF stores the resolution as a
+#: rational of two 32-bit integers in pixels per centimetre: 1e4 / spacing
+#: must stay below 2**32 (spacing >= 2.33e-6 um), and every pyramid level's
+#: (down to 2**31 times coarser) must stay above 1 / 2**32.
+MIN_SPACING_UM = 1e4 / (2**32 - 1)
+MAX_SPACING_UM = 1e4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +84,11 @@ class CanvasSpec:
             raise InvalidOptionError(f'width must be 1 to {MAX_SIDE}, got {self.width}')
         if not 1 <= self.height <= MAX_SIDE:
             raise InvalidOptionError(f'height must be 1 to {MAX_SIDE}, got {self.height}')
+        if self.width * self.height > MAX_PIXELS:
+            raise InvalidOptionError(
+                f'canvas {self.width} x {self.height} = {self.width * self.height:.3g} px is larger '
+                f'than the {MAX_PIXELS:.3g} px (2**40) tifwriter supports'
+            )
         if not 1 <= self.channels <= MAX_CHANNELS:
             raise InvalidOptionError(
                 f'channels must be 1 to {MAX_CHANNELS}, got {self.channels}'
@@ -82,6 +104,12 @@ class CanvasSpec:
                 'tile size must be a multiple of 16 from 16 to 4096 '
                 f'(TIFF readers refuse others), got {self.tile_size}'
             )
+        tiles = -(-self.width // self.tile_size) * -(-self.height // self.tile_size)
+        if tiles > MAX_TILES:
+            raise InvalidOptionError(
+                f'canvas {self.width} x {self.height} in {self.tile_size}-px tiles makes {tiles} '
+                f'tiles, more than the {MAX_TILES} (2**28) supported; use a larger tile size'
+            )
         if self.spacing_y is not None and self.spacing_x is None:
             raise InvalidOptionError('spacing-y needs spacing (x) as well')
         if self.spacing_x is not None and self.spacing_y is None:
@@ -94,6 +122,11 @@ class CanvasSpec:
             if not math.isfinite(value) or value <= 0:
                 raise InvalidOptionError(
                     f'spacing must be a positive number of micrometres per pixel, got {value}'
+                )
+            if not MIN_SPACING_UM <= value <= MAX_SPACING_UM:
+                raise InvalidOptionError(
+                    f'spacing {value:g} um/px is outside the {MIN_SPACING_UM:.3g} to '
+                    f'{MAX_SPACING_UM:g} um/px a TIFF resolution can carry'
                 )
             object.__setattr__(self, name, value)
         if self.merge not in MERGE_RULES:

@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 
 from ..atomic import fsync_directory
+from ..errors import StagingWriteError
 
 __all__ = [
     'FORMAT_NAME',
@@ -42,7 +43,13 @@ FORMAT_NAME = 'tifwriter-staging'
 #: Bump when the on-disk layout changes incompatibly.
 FORMAT_VERSION = 1
 
-_PUBLISHED = re.compile(r'^(\d{10})\.h5$')
+_SEQUENCE_DIGITS = 10
+_PUBLISHED = re.compile(r'^(\d{%d})\.h5$' % _SEQUENCE_DIGITS)
+#: The largest sequence number a fragment name can carry.
+MAX_SEQUENCE = 10**_SEQUENCE_DIGITS - 1
+#: Publish attempts before giving up: each failed link() means another writer
+#: took that number just now, so this bounds racing writers, not time.
+MAX_PUBLISH_ATTEMPTS = 10_000
 _TEMP_PREFIX = '.tmp-'
 
 
@@ -109,8 +116,15 @@ def publish_fragment(temp: Path) -> Path:
     Returns the published path. The temp file is gone afterwards.
     """
     directory = temp.parent
-    while True:
-        target = directory / f'{_next_sequence(directory):010d}.h5'
+    for _ in range(MAX_PUBLISH_ATTEMPTS):
+        sequence = _next_sequence(directory)
+        if sequence > MAX_SEQUENCE:
+            raise StagingWriteError(
+                f'{directory} holds fragment number {MAX_SEQUENCE}, the largest a fragment '
+                'name can carry, so nothing more can be published (a fragment copied or '
+                'renamed by hand?)'
+            )
+        target = directory / f'{sequence:0{_SEQUENCE_DIGITS}d}.h5'
         try:
             os.link(temp, target)
         except FileExistsError:
@@ -131,3 +145,7 @@ def publish_fragment(temp: Path) -> Path:
         os.unlink(temp)
         fsync_directory(directory)
         return target
+    raise StagingWriteError(
+        f'{directory}: no free fragment number after {MAX_PUBLISH_ATTEMPTS} attempts '
+        '(every number tried was taken at once)'
+    )

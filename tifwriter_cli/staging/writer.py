@@ -172,12 +172,13 @@ class StagingWriter:
             except OSError:
                 pass  # the write error is the news
         if isinstance(exc, StagingWriteError):
-            return exc
-        reason = exc.strerror or str(exc)
-        reason = reason[:1].lower() + reason[1:]
-        where = f' writing {exc.filename}' if exc.filename else ''
+            reason = str(exc)
+        else:
+            reason = exc.strerror or str(exc)
+            reason = reason[:1].lower() + reason[1:]
+            reason += f' writing {exc.filename}' if exc.filename else ''
         return StagingWriteError(
-            f'{self.path}: {reason}{where}: {lost} unpublished patch(es) of this writer were '
+            f'{self.path}: {reason}: {lost} unpublished patch(es) of this writer were '
             'dropped and its temp file removed; patches published before are intact',
             errno=exc.errno,
             filename=exc.filename,
