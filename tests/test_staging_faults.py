@@ -180,3 +180,258 @@ def test_full_disk_init_one_line_nothing_left(tmp_path):
         result = run_tifwriter('init', disk / 'new.h5', '--width', 100, '--height', 100)
         assert 'no space left on device' in assert_one_error_line(result)
         assert sorted(p.name for p in disk.iterdir()) == ['filler']
+
+
+# -- things that are not patch files (items 3, 12) ----------------------------
+
+
+def test_fifo_to_write_patch_fails_at_once(make_staging, tmp_path):
+    staging = make_staging()
+    fifo = tmp_path / 'patch.npy'
+    os.mkfifo(fifo)
+    result = run_tifwriter('write-patch', staging, fifo, '--x', 0, '--y', 0, timeout=60)
+    line = assert_one_error_line(result)
+    assert 'FIFO' in line and str(fifo) in line, line
+    assert temp_files(staging) == []
+    with tw.read_staging(staging) as snapshot:
+        assert len(snapshot.patches) == 0
+
+
+def test_ingest_names_what_is_not_a_patch_file(make_staging, tmp_path, run_cli):
+    staging = make_staging()
+    patches = tmp_path / 'patches'
+    patches.mkdir()
+    numpy.save(patches / 'ok_0_0.npy', numpy.full((4, 4), 7, numpy.uint8))
+    (patches / 'dangling_10_0.npy').symlink_to(patches / 'missing.npy')
+    (patches / 'loop_20_0.npy').symlink_to(patches / 'loop_20_0.npy')
+    os.mkfifo(patches / 'fifo_30_0.npy')
+    (patches / 'dir_40_0.npy').mkdir()
+    result = run_cli('ingest-npy-dir', staging, patches, '--on-error', 'skip', '--json')
+    assert result.exit_code == 1, result.output
+    import json
+
+    report = json.loads(result.stdout)
+    failed = {f['path']: f['error'] for f in report['failures']}
+    assert sorted(failed) == ['dangling_10_0.npy', 'dir_40_0.npy', 'fifo_30_0.npy', 'loop_20_0.npy']
+    assert 'FIFO' in failed['fifo_30_0.npy'] and 'directory' in failed['dir_40_0.npy']
+    assert report['staged'] == 1
+    # Each failure is one error line naming its file; no traceback.
+    errors = [line for line in result.stderr.splitlines() if line.startswith('tifwriter: error:')]
+    assert len(errors) == 4 and 'Traceback' not in result.stderr
+    with tw.read_staging(staging) as snapshot:
+        assert snapshot.read_region(0, 0, 4, 4).min() == 7
+
+
+# -- sequence numbers (item 4) -----------------------------------------------
+
+
+def test_sequence_number_at_its_limit_refused_not_looping(make_staging, tmp_path):
+    staging = make_staging()
+    with tw.open_staging(staging) as writer:
+        writer.write(0, 0, noise(32))
+    fragments = staging.with_name(staging.name + '.fragments')
+    (fragments / '9999999999.h5').write_bytes((fragments / '0000000001.h5').read_bytes())
+    numpy.save(tmp_path / 'p.npy', noise(32, seed=5))
+    for _ in range(2):  # the second publish once looped forever
+        result = run_tifwriter('write-patch', staging, tmp_path / 'p.npy', '--x', 64, '--y', 0, timeout=60)
+        line = assert_one_error_line(result)
+        assert '9999999999' in line and str(fragments) in line, line
+        assert temp_files(staging) == []
+    assert sorted(p.name for p in fragments.iterdir()) == ['0000000001.h5', '9999999999.h5']
+    with tw.read_staging(staging) as snapshot:
+        numpy.testing.assert_array_equal(snapshot.read_region(0, 0, 32, 32)[:, :, 0], noise(32))
+
+
+# -- a unit replaced under a writer or a reader (items 5, 6) -------------------
+
+
+def test_stale_writer_refused_after_init_overwrite(make_staging):
+    from tifwriter_cli.errors import StagingReplacedError
+
+    staging = make_staging()
+    spec = tw.CanvasSpec(width=300, height=200)
+    before = tw.open_staging(staging)          # opened, nothing written yet
+    during = tw.open_staging(staging)
+    during.write(0, 0, noise(16, seed=2))      # holds an unpublished fragment
+    tw.create_staging(staging, spec, overwrite=True)
+    with tw.open_staging(staging) as fresh:
+        fresh.write(100, 0, noise(16, seed=3))
+    with pytest.raises(StagingReplacedError, match='replaced'):
+        before.write(0, 0, noise(16, seed=4))
+    before.abort()
+    with pytest.raises(StagingReplacedError, match='replaced'):
+        during.close()
+    with tw.read_staging(staging) as snapshot:
+        assert len(snapshot.fragment_paths) == 1 and not snapshot.skipped_fragments
+        canvas = snapshot.read_canvas()[:, :, 0]
+    numpy.testing.assert_array_equal(canvas[:16, 100:116], noise(16, seed=3))
+    assert not canvas[:16, :16].any()
+    assert temp_files(staging) == []
+
+
+def test_reader_skips_a_foreign_fragment_with_a_warning(make_staging, run_cli, caplog):
+    staging, other = make_staging(), make_staging()
+    with tw.open_staging(staging) as writer:
+        writer.write(0, 0, noise(16, seed=1))
+    with tw.open_staging(other) as writer:
+        writer.write(0, 0, noise(16, seed=9))
+    fragments = staging.with_name(staging.name + '.fragments')
+    foreign = fragments / '0000000002.h5'
+    foreign.write_bytes((other.with_name(other.name + '.fragments') / '0000000001.h5').read_bytes())
+    result = run_cli('info', staging)
+    assert result.exit_code == 0, result.output
+    assert f'fragment {foreign} is skipped: it belongs to another staging file' in result.stderr
+    with tw.read_staging(staging) as snapshot:
+        assert snapshot.skipped_fragments == [foreign]
+        numpy.testing.assert_array_equal(snapshot.read_region(0, 0, 16, 16)[:, :, 0], noise(16, seed=1))
+
+
+def test_snapshot_never_mixes_in_files_that_took_its_fragments_names(make_staging, monkeypatch):
+    from tifwriter_cli.errors import StagingChangedError
+    from tifwriter_cli.staging import reader
+
+    monkeypatch.setattr(reader, 'MAX_OPEN_FRAGMENTS', 1)  # force reopening by name
+    staging = make_staging()
+    spec = tw.CanvasSpec(width=300, height=200)
+    for k in range(3):
+        with tw.open_staging(staging) as writer:
+            writer.write(50 * k, 0, noise(40, seed=k))
+    with tw.read_staging(staging) as snapshot:
+        tw.create_staging(staging, spec, overwrite=True)
+        for k in range(3):
+            with tw.open_staging(staging) as writer:
+                writer.write(50 * k, 0, noise(40, seed=10 + k))
+        with pytest.raises(StagingChangedError, match='was replaced while'):
+            snapshot.read_canvas()
+
+
+# -- damaged fragments (items 7, 9, 13) ---------------------------------------
+
+
+@pytest.fixture
+def one_fragment(make_staging, tmp_path):
+    """A staging unit with one fragment: patch 0 textured 64x64 at (0, 0),
+    patch 1 uniform at (100, 0), both with a source record; and its path."""
+    staging = make_staging(width=256, height=128)
+    with tw.open_staging(staging) as writer:
+        writer.write(0, 0, numpy.tile(numpy.arange(64, dtype=numpy.uint8), (64, 1)), source=('a.npy', 1, 1))
+        writer.write(100, 0, numpy.full((32, 32), 9, numpy.uint8), source=('b.npy', 1, 1))
+    return staging, staging.with_name(staging.name + '.fragments') / '0000000001.h5'
+
+
+def _damage(fragment: Path, how: str) -> None:
+    import h5py
+
+    with h5py.File(fragment, 'r+') as h5:
+        index = h5['index'][()]
+        if how == 'smaller dataset':
+            del h5['patches/0']
+            h5['patches'].create_dataset('0', data=numpy.zeros((32, 64, 1), numpy.uint8))
+        elif how == 'float64 dataset':
+            del h5['patches/0']
+            h5['patches'].create_dataset('0', data=numpy.zeros((64, 64, 1), numpy.float64))
+        elif how == 'missing dataset':
+            del h5['patches/0']
+        elif how == 'missing source record':
+            index['source'][1] = 5
+        elif how == 'huge width':
+            index['width'][0] = 10**9
+        elif how == 'value beyond dtype':
+            index['value'][1] = 1e10
+        elif how == 'no index':
+            del h5['index']
+        elif how == 'fragment version':
+            h5.attrs['format_version'] = 2
+        if how in ('missing source record', 'huge width', 'value beyond dtype'):
+            del h5['index']
+            h5['index'] = index
+
+
+DAMAGES = {
+    'smaller dataset': 'patch 0 holds (32, 64, 1) pixels',
+    'float64 dataset': 'patch 0 holds float64 values',
+    'missing dataset': 'pixels of patch 0',
+    'missing source record': 'source record 5',
+    'huge width': 'outside the 256 x 128 canvas',
+    'value beyond dtype': 'uniform value',
+    'no index': 'incomplete or damaged',
+    'fragment version': 'fragment format version 2',
+}
+
+
+@pytest.mark.parametrize('how', sorted(DAMAGES))
+def test_damaged_fragment_refused_naming_it(one_fragment, how, run_cli, tmp_path):
+    from .cli_checks import assert_clean_failure
+
+    staging, fragment = one_fragment
+    _damage(fragment, how)
+    out = tmp_path / 'out.tif'
+    result = run_cli('finalize', staging, out)
+    line = assert_clean_failure(result, 1)
+    assert str(fragment) in line and DAMAGES[how] in line, line
+    assert not out.exists() and not list(tmp_path.glob('.out.tif*'))
+
+
+def test_damaged_blosc_chunk_named_by_finalize_and_preview(make_staging, run_cli, tmp_path):
+    import h5py
+
+    from .cli_checks import assert_clean_failure
+
+    staging = make_staging(width=256, height=256)
+    labels = numpy.zeros((128, 128), numpy.uint8)
+    labels[20:90, 10:100] = 3
+    with tw.open_staging(staging) as writer:
+        writer.write(0, 0, labels)
+    fragment = staging.with_name(staging.name + '.fragments') / '0000000001.h5'
+    with h5py.File(fragment, 'r') as h5:
+        info = h5['patches/0'].id.get_chunk_info(0)
+        assert h5['index']['codec'][0] == 1  # blosc-lz4
+    data = bytearray(fragment.read_bytes())
+    for k in range(16, info.size):
+        data[info.byte_offset + k] ^= 0x5A
+    fragment.write_bytes(bytes(data))
+    for args in (('finalize', staging, tmp_path / 'o.tif'), ('preview', staging, '-o', tmp_path / 'o.png')):
+        line = assert_clean_failure(run_cli(*args), 1)
+        assert f'fragment {fragment} is damaged: patch 0' in line, line
+    assert not list(tmp_path.glob('o.*')) and not list(tmp_path.glob('.o.*'))
+
+
+@pytest.mark.parametrize('value', [1.5, 'abc', numpy.array([1, 2]), 2, None])
+def test_staging_format_version_checked_strictly(make_staging, run_cli, value):
+    import h5py
+
+    from .cli_checks import assert_clean_failure
+
+    staging = make_staging()
+    with h5py.File(staging, 'r+') as h5:
+        if value is None:
+            del h5.attrs['format_version']
+        else:
+            h5.attrs['format_version'] = value
+    line = assert_clean_failure(run_cli('info', staging), 1)
+    assert 'staging format version' in line and 'reads version 1' in line, line
+
+
+def test_bit_flips_in_a_staging_header_never_crash(make_staging, tmp_path):
+    import random
+
+    staging = make_staging()
+    original = staging.read_bytes()
+    reference = run_tifwriter('info', staging, '--json')
+    assert reference.returncode == 0
+    rng = random.Random(14)
+    outcomes = {'refused': 0, 'unchanged': 0}
+    for _ in range(12):
+        data = bytearray(original)
+        # Flip bits where the file holds something (the rest is padding).
+        position = rng.choice([i for i, b in enumerate(original) if b])
+        data[position] ^= 1 << rng.randrange(8)
+        staging.write_bytes(bytes(data))
+        result = run_tifwriter('info', staging, '--json')
+        if result.returncode == 0:
+            assert result.stdout == reference.stdout  # never a silently different canvas
+            outcomes['unchanged'] += 1
+        else:
+            assert 'damaged' in assert_one_error_line(result) or 'not a tifwriter' in result.stderr
+            outcomes['refused'] += 1
+    assert outcomes['refused'] > 0, outcomes

@@ -476,6 +476,11 @@ def _matching_files(
     for relpath, is_dir in _walk(root, recursive):
         if is_dir:
             subdirectories += 1
+            # A directory named like a patch is a failure named in the
+            # report (staging it fails), not silently passed over.
+            position = pattern.coordinates(relpath) if relpath.endswith(PATCH_EXTENSIONS) else None
+            if position is not None:
+                found.append((relpath, *position))
             continue
         position = pattern.coordinates(relpath)
         if position is not None:
@@ -519,14 +524,16 @@ def _walk(root: Path, recursive: bool):
             relpath = f'{prefix}{entry.name}'
             try:
                 is_dir = entry.is_dir()  # follows symlinks; recursion below does not
-                is_file = entry.is_file()
             except OSError:
-                continue
+                is_dir = False
             if is_dir:
                 yield relpath, True
                 if recursive and not entry.is_symlink():
                     subdirs.append(relpath + '/')
-            elif is_file:
+            else:
+                # Files, and what is neither file nor directory (a dangling
+                # symlink, a symlink loop, a FIFO): those fail when staged,
+                # named in the report, instead of vanishing from it.
                 yield relpath, False
         stack.extend(reversed(subdirs))
 

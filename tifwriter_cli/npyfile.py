@@ -27,6 +27,7 @@ import dataclasses
 import io
 import math
 import os
+import stat
 import zipfile
 import zlib
 from typing import IO, Iterator
@@ -176,7 +177,7 @@ def load_array(
 def _array_stream(path: str | os.PathLike) -> Iterator[tuple[ArrayHeader, IO[bytes]]]:
     """(header, stream positioned at the array data) of a .npy or single-array .npz."""
     try:
-        with open(path, 'rb') as fh:
+        with _open_regular_file(path) as fh:
             magic = fh.read(len(NPY_MAGIC))
             if magic == NPY_MAGIC:
                 size = os.fstat(fh.fileno()).st_size
@@ -203,6 +204,32 @@ def _array_stream(path: str | os.PathLike) -> Iterator[tuple[ArrayHeader, IO[byt
     if not magic:
         raise SourceFileError(f'{path}: file is empty')
     raise SourceFileError(f'{path}: not a .npy or .npz file (starts with {magic!r})')
+
+
+def _open_regular_file(path: str | os.PathLike) -> IO[bytes]:
+    """``open(path, 'rb')``, refusing what is not a regular file.
+
+    Opened non-blocking first and checked with fstat (no race with a
+    rename): a FIFO given as a patch blocked ``open()`` forever.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = (
+                'a directory' if stat.S_ISDIR(mode)
+                else 'a FIFO (named pipe)' if stat.S_ISFIFO(mode)
+                else 'a socket' if stat.S_ISSOCK(mode)
+                else 'a device' if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else 'something other than a regular file'
+            )
+            raise SourceFileError(f'{path}: is {what}, not a .npy/.npz file')
+        if hasattr(os, 'set_blocking'):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, 'rb')
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _single_member(archive: zipfile.ZipFile, path: str | os.PathLike) -> zipfile.ZipInfo:

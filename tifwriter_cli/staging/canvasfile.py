@@ -21,7 +21,7 @@ from ..errors import (
     TifwriterError,
 )
 from ..spec import CanvasSpec
-from .h5io import GuardedFile, create_hdf5
+from .h5io import GuardedFile, create_hdf5, text_attribute
 from .layout import FORMAT_NAME, FORMAT_VERSION, fragments_dir
 
 __all__ = ['create_staging', 'read_canvas', 'StagingHeader']
@@ -64,14 +64,14 @@ def create_staging(
         guard = GuardedFile(tmp)
         try:
             with create_hdf5(guard) as h5:
-                h5.attrs['format'] = FORMAT_NAME
+                h5.attrs['format'] = text_attribute(FORMAT_NAME)
                 h5.attrs['format_version'] = FORMAT_VERSION
-                h5.attrs['uid'] = uid
-                h5.attrs['created'] = created
-                h5.attrs['tool'] = f'tifwriter {__version__}'
+                h5.attrs['uid'] = text_attribute(uid)
+                h5.attrs['created'] = text_attribute(created)
+                h5.attrs['tool'] = text_attribute(f'tifwriter {__version__}')
                 canvas = h5.create_group('canvas')
                 for key, value in spec.to_attrs().items():
-                    canvas.attrs[key] = value
+                    canvas.attrs[key] = text_attribute(value)
             guard.sync()
         finally:
             guard.close()

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy
 
-from .h5io import GuardedFile, create_hdf5
+from .h5io import GuardedFile, create_hdf5, text_attribute
 from .layout import FORMAT_NAME, FORMAT_VERSION
 
 __all__ = [
@@ -90,11 +90,11 @@ class FragmentWriter:
             self._file.close()
             path.unlink()
             raise
-        self._h5.attrs['format'] = FORMAT_NAME + '-fragment'
+        self._h5.attrs['format'] = text_attribute(FORMAT_NAME + '-fragment')
         self._h5.attrs['format_version'] = FORMAT_VERSION
-        self._h5.attrs['staging_uid'] = staging_uid
-        self._h5.attrs['created'] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        self._h5.attrs['writer'] = f'{socket.gethostname()}:{os.getpid()}'
+        self._h5.attrs['staging_uid'] = text_attribute(staging_uid)
+        self._h5.attrs['created'] = text_attribute(datetime.datetime.now(datetime.timezone.utc).isoformat())
+        self._h5.attrs['writer'] = text_attribute(f'{socket.gethostname()}:{os.getpid()}')
         self._patches = self._h5.create_group('patches')
         self._compression = _blosc_options(self._dtype)
         self._file.check()
