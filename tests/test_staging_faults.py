@@ -435,3 +435,63 @@ def test_bit_flips_in_a_staging_header_never_crash(make_staging, tmp_path):
             assert 'damaged' in assert_one_error_line(result) or 'not a tifwriter' in result.stderr
             outcomes['refused'] += 1
     assert outcomes['refused'] > 0, outcomes
+
+
+# -- signals (item 14) ----------------------------------------------------------
+
+
+def test_ctrl_c_swallowed_by_a_cleanup_callback_still_ends_the_run(make_staging, tmp_path, run_cli, monkeypatch):
+    """A KeyboardInterrupt raised inside a weakref callback (h5py cleanup) is
+    lost by Python ("Exception ignored"); the run must still exit 130."""
+    import signal
+    import weakref
+
+    from tifwriter_cli import ingest
+
+    staging = make_staging()
+    patches = tmp_path / 'patches'
+    patches.mkdir()
+    for k in range(3):
+        numpy.save(patches / f'p_{k * 10}_0.npy', numpy.full((4, 4), k + 1, numpy.uint8))
+    original = ingest._stage_file
+
+    class Handle:
+        pass
+
+    def stage_then_interrupt_inside_a_callback(*args, **kwargs):
+        outcome = original(*args, **kwargs)
+        handle = Handle()
+        weakref.finalize(handle, signal.raise_signal, signal.SIGINT)
+        del handle  # the callback runs now; the handler raises inside it
+        return outcome
+
+    monkeypatch.setattr(ingest, '_stage_file', stage_then_interrupt_inside_a_callback)
+    result = run_cli('ingest-npy-dir', staging, patches)
+    assert result.exit_code == 130, result.output
+    assert 'tifwriter: interrupted' in result.stderr
+    assert 'Exception ignored' not in result.stderr and 'Traceback' not in result.stderr
+
+
+STARTUP_SCRIPT = '''
+import os, signal, sys
+
+class SignalWhileImportingClick:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'click':
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, SignalWhileImportingClick())
+sys.argv = ['tifwriter', 'info', 'nothing.h5']
+from tifwriter_cli.cli.launch import main
+main()
+'''
+
+
+def test_ctrl_c_during_start_up_one_line_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, '-c', STARTUP_SCRIPT], capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env={**os.environ, 'PYTHONPATH': str(ROOT)},
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr == 'tifwriter: interrupted\n'

@@ -1,6 +1,6 @@
 """``python -m tifwriter_cli``: the same as the ``tifwriter`` command."""
 
-from .cli.main import main
+from .cli.launch import main
 
 if __name__ == '__main__':
     main()
