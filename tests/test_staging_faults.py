@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_tifwriter(*args, preexec_fn=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, '-m', 'tifwriter_cli', *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn,
+        capture_output=True, text=True, timeout=timeout, check=False, preexec_fn=preexec_fn,
         cwd=cwd, env={**os.environ, 'PYTHONPATH': str(ROOT)},
     )
 
@@ -161,7 +161,7 @@ print('closed')
 def test_full_disk_api_raises_from_write_or_flush(full_disk):
     staging, limit, _ = full_disk
     result = subprocess.run(
-        [sys.executable, '-c', API_SCRIPT, str(staging)], capture_output=True, text=True,
+        [sys.executable, '-c', API_SCRIPT, str(staging)], capture_output=True, text=True, check=False,
         preexec_fn=limit, timeout=120, env={**os.environ, 'PYTHONPATH': str(ROOT)},
     )
     assert result.returncode == 0, result.stderr
@@ -490,8 +490,36 @@ main()
 
 def test_ctrl_c_during_start_up_one_line_no_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, '-c', STARTUP_SCRIPT], capture_output=True, text=True, timeout=60,
+        [sys.executable, '-c', STARTUP_SCRIPT], capture_output=True, text=True, timeout=60, check=False,
         cwd=tmp_path, env={**os.environ, 'PYTHONPATH': str(ROOT)},
     )
     assert result.returncode == 130, result.stderr
     assert result.stderr == 'tifwriter: interrupted\n'
+
+
+# -- a symlinked output (item 15) ------------------------------------------------
+
+
+def test_overwrite_of_a_symlinked_output_replaces_the_link_not_its_target(make_staging, run_cli, tmp_path):
+    """Decided (docs/troubleshooting.md): OUT is the name the user gave; with
+    --overwrite the new file takes that name and the link's target is left
+    as it was (never written through, never half-written)."""
+    staging = make_staging(width=64, height=64)
+    with tw.open_staging(staging) as writer:
+        writer.write(0, 0, numpy.full((64, 64), 5, numpy.uint8))
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    target = elsewhere / 'kept.tif'
+    target.write_bytes(b'not ours')
+    link = tmp_path / 'out.tif'
+    link.symlink_to(target)
+    refused = run_cli('finalize', staging, link)
+    assert refused.exit_code == 1 and 'exists' in refused.stderr
+    result = run_cli('finalize', staging, link, '--overwrite')
+    assert result.exit_code == 0, result.output
+    assert not link.is_symlink() and link.is_file()
+    assert target.read_bytes() == b'not ours'
+    import tifffile
+
+    with tifffile.TiffFile(link) as tif:
+        assert tif.pages[0].asarray().min() == 5

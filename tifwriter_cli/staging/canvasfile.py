@@ -109,7 +109,7 @@ def read_canvas(path: str | os.PathLike) -> StagingHeader:
             return _read_header(h5, path)
         except TifwriterError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (see below)
             # A damaged file (a flipped bit, a truncated copy) fails inside
             # HDF5 in many ways (KeyError, RuntimeError, OSError, ...); its
             # metadata checksums make sure it fails rather than misreads.

@@ -44,7 +44,7 @@ FORMAT_NAME = 'tifwriter-staging'
 FORMAT_VERSION = 1
 
 _SEQUENCE_DIGITS = 10
-_PUBLISHED = re.compile(r'^(\d{%d})\.h5$' % _SEQUENCE_DIGITS)
+_PUBLISHED = re.compile(rf'^(\d{{{_SEQUENCE_DIGITS}}})\.h5$')
 #: The largest sequence number a fragment name can carry.
 MAX_SEQUENCE = 10**_SEQUENCE_DIGITS - 1
 #: Publish attempts before giving up: each failed link() means another writer

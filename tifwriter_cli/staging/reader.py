@@ -27,7 +27,7 @@ from ..merge import new_accumulator
 from .canvasfile import StagingHeader, one_line, read_canvas
 from .fragment import CODEC_BLOSC_LZ4, CODEC_NONE
 from .layout import FORMAT_VERSION, fragments_dir, published_fragments, stale_temp_fragments
-from .validate import check_patch_dataset, load_fragment_tables
+from .validate import check_patch_dataset, load_fragment_tables, missing_pixels
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
 
@@ -233,7 +233,12 @@ class StagingSnapshot:
         h5 = self._fragment(fragment)
         shape = (int(patch['height']), int(patch['width']), self.spec.channels)
         try:
-            dataset_id = h5py.h5d.open(h5['patches'].id, str(number).encode())
+            try:
+                dataset_id = h5py.h5d.open(h5['patches'].id, str(number).encode())
+            except KeyError:
+                raise StagingDamagedError(
+                    f'fragment {self.fragment_paths[fragment]} is damaged: {missing_pixels(number)}'
+                ) from None
             check_patch_dataset(
                 dataset_id.shape, dataset_id.dtype, expected_shape=shape, spec=self.spec,
                 path=self.fragment_paths[fragment], number=number,

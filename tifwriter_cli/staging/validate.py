@@ -44,11 +44,26 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def foreign_fragment_reason(attrs: Any, *, path: Path, staging_uid: str) -> str | None:
-    """Why the fragment at ``path`` is not one of this staging unit, or None.
+def _attribute(h5: Any, name: str) -> Any:
+    """An attribute of an open h5py File, or None. Through the low-level API:
+    h5py's ``attrs.get`` cost ~0.3 ms each, a third of a fragment's load."""
+    import h5py
+
+    key = name.encode()
+    if not h5py.h5a.exists(h5.id, key):
+        return None
+    attr = h5py.h5a.open(h5.id, key)
+    value = numpy.empty(attr.shape, attr.dtype)
+    attr.read(value)
+    return value[()] if value.shape == () else value
+
+
+def foreign_fragment_reason(h5: Any, *, path: Path, staging_uid: str) -> str | None:
+    """Why the open fragment at ``path`` is not one of this staging unit, or None.
 
     Raises for a file that is not a fragment of a format this tifwriter reads.
     """
+    attrs = {name: _attribute(h5, name) for name in ('format', 'format_version', 'staging_uid')}
     fmt = _text(attrs.get('format'))
     if fmt != FRAGMENT_FORMAT:
         raise StagingDamagedError(
@@ -66,7 +81,7 @@ def check_fragment_index(
     stored_fields: tuple[str, ...] | None,
     index: numpy.ndarray,
     n_sources: int,
-    patch_names: set[str],
+    patch_names: set[str] | None,
     *,
     spec: CanvasSpec,
     path: Path,
@@ -75,7 +90,8 @@ def check_fragment_index(
 
     ``stored_fields``: the column names of the stored index table;
     ``index``: it, as :data:`~.fragment.INDEX_DTYPE`; ``patch_names``: the
-    dataset names under ``/patches``.
+    dataset names under ``/patches``, or None to leave their presence to
+    the read (listing them costs as much as reading the index).
     """
 
     def damaged(why: str) -> StagingDamagedError:
@@ -101,7 +117,7 @@ def check_fragment_index(
             f'index row {row} places a {int(w[row])} x {int(h[row])} patch at x={int(x[row])}, '
             f'y={int(y[row])}, outside the {spec.width} x {spec.height} canvas'
         )
-    row = first(~numpy.isin(index['uniform'], (0, 1)) | ~numpy.isin(index['codec'], (0, 1)))
+    row = first((index['uniform'] > 1) | (index['codec'] > 1))  # both unsigned
     if row is not None:
         raise damaged(f'index row {row} has an unknown uniform flag or codec')
     row = first((index['source'] < -1) | (index['source'] >= n_sources))
@@ -115,15 +131,21 @@ def check_fragment_index(
     row = first(empty & ~uniform)
     if row is not None:
         raise damaged(f'index row {row} is an empty patch with pixel data')
-    row = first(uniform & ~empty & ~_representable(index['value'], spec.numpy_dtype))
-    if row is not None:
-        raise damaged(
-            f'index row {row} has the uniform value {float(index["value"][row])!r}, '
-            f'which a {spec.dtype} canvas cannot hold'
-        )
-    for row in rows[~uniform]:
-        if str(int(row)) not in patch_names:
-            raise damaged(f'the pixels of patch {int(row)} (dataset /patches/{int(row)}) are missing')
+    if uniform.any():
+        row = first(uniform & ~empty & ~_representable(index['value'], spec.numpy_dtype))
+        if row is not None:
+            raise damaged(
+                f'index row {row} has the uniform value {float(index["value"][row])!r}, '
+                f'which a {spec.dtype} canvas cannot hold'
+            )
+    if patch_names is not None:
+        for row in rows[~uniform]:
+            if str(int(row)) not in patch_names:
+                raise damaged(missing_pixels(int(row)))
+
+
+def missing_pixels(number: int) -> str:
+    return f'the pixels of patch {number} (dataset /patches/{number}) are missing'
 
 
 def _representable(values: numpy.ndarray, dtype: numpy.dtype) -> numpy.ndarray:
@@ -159,23 +181,24 @@ def load_fragment_tables(
     fragment (logged as a warning naming it). Raises for a damaged one."""
     import logging
 
+    import h5py
+
     from ..errors import TifwriterError
     from .canvasfile import one_line
     from .fragment import read_fragment_tables
 
     try:
-        reason = foreign_fragment_reason(h5.attrs, path=path, staging_uid=staging_uid)
+        reason = foreign_fragment_reason(h5, path=path, staging_uid=staging_uid)
         if reason is not None:
             logging.getLogger(__name__).warning('fragment %s is skipped: %s', path, reason)
             return None
         index, sources = read_fragment_tables(h5)
-        stored = h5['index']
-        names = set(h5['patches']) if 'patches' in h5 else set()
-        check_fragment_index(stored.dtype.names, index, len(sources), names, spec=spec, path=path)
+        stored_fields = h5py.h5d.open(h5.id, b'index').dtype.names  # low level: 5x faster
+        check_fragment_index(stored_fields, index, len(sources), None, spec=spec, path=path)
     except TifwriterError:
         raise
     except KeyError as exc:
         raise StagingDamagedError(f'fragment {path} is incomplete or damaged: {one_line(exc)}') from None
-    except Exception as exc:  # HDF5 errors of a damaged file come in many types
+    except Exception as exc:  # noqa: BLE001  (HDF5 errors of a damaged file come in many types)
         raise StagingDamagedError(f'fragment {path} is damaged: {one_line(exc)}') from None
     return index, sources
