@@ -46,6 +46,7 @@ WRITER = textwrap.dedent(
     import tifwriter_cli as tw
     from tests.test_staging_durability import patch_for, slot_of
     path, first, count, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    print('ready', flush=True)  # imported: the kill window starts here
     with tw.open_staging(path) as staging:
         pending = []
         for number in range(first, first + count):
@@ -81,8 +82,11 @@ def test_sigkilled_writers_lose_only_unpublished_patches(make_staging):
         count, batch = 90, rng.choice([1, 2, 5])
         writer = _spawn_writer(path, next_number, count, batch)
         next_number += count
-        # Kill at a random instant: before start-up ends, mid-write, mid-publish.
-        time.sleep(rng.uniform(0.1, 0.8))
+        # Kill at a random instant after the imports (which take from 0.3 s
+        # to over 1 s on a loaded machine, so a window counted from the
+        # spawn could miss every write): opening, mid-write, mid-publish.
+        assert writer.stdout.readline() == 'ready\n'
+        time.sleep(rng.uniform(0.0, 0.6))
         writer.send_signal(signal.SIGKILL)
         out, _ = writer.communicate()
         for line in out.splitlines():

@@ -523,3 +523,71 @@ def test_overwrite_of_a_symlinked_output_replaces_the_link_not_its_target(make_s
 
     with tifffile.TiffFile(link) as tif:
         assert tif.pages[0].asarray().min() == 5
+
+
+# -- absurd inputs (items 8, 10, 11) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ('options', 'expected'),
+    [
+        (('--spacing', '1e-10'), 'outside the 2.33e-06 to 10000 um/px'),
+        (('--spacing', '1e-320'), 'outside the 2.33e-06 to 10000 um/px'),
+        (('--spacing', '0.25', '--spacing-y', '1e5'), 'outside the 2.33e-06 to 10000 um/px'),
+        (('--width', '1000000000', '--height', '1000000000'), 'larger than the 1.1e+12 px'),
+        (('--width', '1048576', '--height', '1048576', '--tile-size', '16'), 'use a larger tile size'),
+    ],
+)
+def test_init_refuses_what_the_tiff_cannot_carry(run_cli, tmp_path, options, expected):
+    from .cli_checks import assert_clean_failure
+
+    args = ['init', tmp_path / 's.h5', '--width', '100', '--height', '100', *options]
+    line = assert_clean_failure(run_cli(*args), 2)
+    assert expected in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_extreme_spacings_inside_the_range_reach_the_tiff(make_staging, run_cli, tmp_path):
+    import tifffile
+
+    for spacing in (2.4e-6, 9999.0):
+        staging = make_staging(width=64, height=64, spacing_x=spacing)
+        out = tmp_path / f'{spacing}.tif'
+        assert run_cli('finalize', staging, out).exit_code == 0
+        with tifffile.TiffFile(out) as tif:
+            numerator, denominator = tif.pages[0].tags['XResolution'].value
+        assert abs(1e4 / (numerator / denominator) - spacing) / spacing < 1e-6
+
+
+@pytest.mark.parametrize(
+    ('values', 'canvas', 'convert', 'expected'),
+    [
+        (numpy.full((8, 8), 1e300), 'float32', 'scale', 'exceed the float32 range'),
+        (numpy.full((8, 8), 1e300), 'float32', 'exact', 'exceed the float32 range'),
+        (numpy.full((8, 8), numpy.nan), 'uint8', 'exact', 'only NaN'),
+        (numpy.full((8, 8), numpy.nan), 'uint8', 'scale', 'cannot store NaN'),
+    ],
+)
+def test_convert_refuses_overflow_and_nan_without_numpy_warnings(make_staging, run_cli, tmp_path, values, canvas, convert, expected):
+    from .cli_checks import assert_clean_failure
+
+    staging = make_staging(dtype=canvas)
+    numpy.save(tmp_path / 'p.npy', values)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', RuntimeWarning)  # a leaked numpy warning fails the test
+        result = run_cli('write-patch', staging, tmp_path / 'p.npy', '--x', 0, '--y', 0, '--convert', convert)
+    assert expected in assert_clean_failure(result, 1)
+    with tw.read_staging(staging) as snapshot:
+        assert len(snapshot.patches) == 0
+
+
+def test_convert_clip_of_huge_floats_into_float32_clips(make_staging, run_cli, tmp_path):
+    staging = make_staging(dtype='float32')
+    numpy.save(tmp_path / 'p.npy', numpy.array([[1e300, -1e300], [numpy.inf, 0.5]]))
+    assert run_cli('write-patch', staging, tmp_path / 'p.npy', '--x', 0, '--y', 0, '--convert', 'clip').exit_code == 0
+    with tw.read_staging(staging) as snapshot:
+        got = snapshot.read_region(0, 0, 2, 2)[:, :, 0]
+    largest = numpy.finfo(numpy.float32).max
+    numpy.testing.assert_array_equal(got, numpy.array([[largest, -largest], [numpy.inf, 0.5]], numpy.float32))

@@ -244,7 +244,7 @@ class StagingSnapshot:
                 path=self.fragment_paths[fragment], number=number,
             )
             return self._decoded_pixels(fragment, dataset_id, shape, int(patch['codec']))
-        except (StagingDamagedError, StagingChangedError):
+        except (StagingDamagedError, StagingChangedError, MemoryError):
             raise
         except Exception as exc:  # a damaged chunk: blosc, HDF5 and reshape errors alike
             raise StagingDamagedError(
