@@ -591,3 +591,37 @@ def test_convert_clip_of_huge_floats_into_float32_clips(make_staging, run_cli, t
         got = snapshot.read_region(0, 0, 2, 2)[:, :, 0]
     largest = numpy.finfo(numpy.float32).max
     numpy.testing.assert_array_equal(got, numpy.array([[largest, -largest], [numpy.inf, 0.5]], numpy.float32))
+
+
+def test_units_written_before_these_changes_are_still_read(tmp_path):
+    """HDF5 1.8 format, variable-length string attributes, no codec column:
+    what tifwriter wrote before (the checks accept it)."""
+    import h5py
+    import hdf5plugin
+
+    staging = tmp_path / 'old.h5'
+    spec = tw.CanvasSpec(width=64, height=64)
+    with h5py.File(staging, 'w') as h5:
+        h5.attrs.update({'format': 'tifwriter-staging', 'format_version': 1, 'uid': 'u1',
+                         'created': 'then', 'tool': 'tifwriter 0.1'})
+        canvas = h5.create_group('canvas')
+        for key, value in spec.to_attrs().items():
+            canvas.attrs[key] = value
+    fragments = tmp_path / 'old.h5.fragments'
+    fragments.mkdir()
+    with h5py.File(fragments / '0000000001.h5', 'w') as h5:
+        h5.attrs.update({'format': 'tifwriter-staging-fragment', 'format_version': 1, 'staging_uid': 'u1'})
+        index = numpy.array(
+            [(0, 0, 16, 16, 0, 0.0, -1), (16, 0, 8, 8, 1, 4.0, -1)],
+            dtype=[('x', '<i8'), ('y', '<i8'), ('width', '<i8'), ('height', '<i8'),
+                   ('uniform', 'u1'), ('value', '<f8'), ('source', '<i8')],
+        )
+        h5['index'] = index
+        h5.create_group('patches').create_dataset(
+            '0', data=noise(16)[:, :, None], chunks=(16, 16, 1), **hdf5plugin.Blosc(cname='lz4')
+        )
+        h5['sources'] = numpy.zeros(0, dtype=[('path', h5py.string_dtype()), ('size', '<i8'), ('mtime_ns', '<i8')])
+    with tw.read_staging(staging) as snapshot:
+        canvas = snapshot.read_canvas()[:, :, 0]
+    numpy.testing.assert_array_equal(canvas[:16, :16], noise(16))
+    assert (canvas[:8, 16:24] == 4).all()

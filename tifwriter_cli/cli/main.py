@@ -133,7 +133,7 @@ def _interrupts_never_swallowed():
 
 class _OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f'tifwriter: {record.levelname.lower()}: {record.getMessage()}'
+        return f'tifwriter: {record.levelname.lower()}: {_one_line(record.getMessage())}'
 
 
 def _configure_logging(verbosity: int) -> None:
