@@ -30,7 +30,7 @@ def test_text_report(staged, run_cli):
     result = run_cli('info', staged)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f'staging file  {staged}  (format v1, created ')
+    assert lines[0].startswith(f'staging file  {staged}  (format v2, created ')
     assert lines[1] == 'canvas        300 x 200 px, 1 channel(s), uint8, kind labels'
     assert lines[2] == 'spacing       0.5 x 0.5 um/px'
     assert lines[3] == 'tile size     512    fill 0    merge max'

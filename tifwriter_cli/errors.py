@@ -27,6 +27,8 @@ __all__ = [
     'NotATiffError',
     'EngineUnavailableError',
     'SlideReadError',
+    'CorruptFragmentError',
+    'NotOursError',
 ]
 
 #: Exit codes, documented in docs/troubleshooting.md.
@@ -91,3 +93,11 @@ class SlideReadError(TifwriterError, ValueError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived (a scheduler's time limit): unwind like Ctrl-C, so
     every atomic output removes its temp file, and exit 143."""
+
+
+class CorruptFragmentError(NotAStagingFileError):
+    """A published fragment is damaged (checksum mismatch, truncated file)."""
+
+
+class NotOursError(OutputExistsError):
+    """An output path holds a file tifwriter did not make: never replaced."""

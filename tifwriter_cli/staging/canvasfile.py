@@ -17,7 +17,7 @@ from ..errors import (
     StagingVersionError,
 )
 from ..spec import CanvasSpec
-from .layout import FORMAT_NAME, FORMAT_VERSION, fragments_dir
+from .layout import FORMAT_NAME, FORMAT_VERSION, READABLE_FORMAT_VERSIONS, fragments_dir
 
 __all__ = ['create_staging', 'read_canvas', 'StagingHeader']
 
@@ -95,7 +95,7 @@ def read_canvas(path: str | os.PathLike) -> StagingHeader:
                 f'{path} is an HDF5 file but not a tifwriter staging file'
             )
         version = int(attrs.get('format_version', -1))
-        if version != FORMAT_VERSION:
+        if version not in READABLE_FORMAT_VERSIONS:
             raise StagingVersionError(
                 f'{path} has staging format version {version}; this tifwriter reads '
                 f'version {FORMAT_VERSION} (use the tifwriter that created it)'

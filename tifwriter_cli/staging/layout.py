@@ -31,6 +31,8 @@ from ..atomic import fsync_directory
 __all__ = [
     'FORMAT_NAME',
     'FORMAT_VERSION',
+    'FRAGMENT_VERSION',
+    'READABLE_FORMAT_VERSIONS',
     'fragments_dir',
     'published_fragments',
     'temp_fragment_path',
@@ -39,8 +41,16 @@ __all__ = [
 ]
 
 FORMAT_NAME = 'tifwriter-staging'
-#: Bump when the on-disk layout changes incompatibly.
-FORMAT_VERSION = 1
+#: Bump when the on-disk layout changes incompatibly. Version 2: fragments
+#: carry checksums, contribution keys with placements, withdrawals and
+#: compacted fragments (an older tifwriter would misread those, so it must
+#: refuse the unit); version 1 units are still read (their fragments carry
+#: no checksums).
+FORMAT_VERSION = 2
+#: Staging unit versions this tifwriter reads.
+READABLE_FORMAT_VERSIONS = (1, 2)
+#: Version of the fragment files this tifwriter writes (attr ``fragment_version``).
+FRAGMENT_VERSION = 2
 
 _PUBLISHED = re.compile(r'^(\d{10})\.h5$')
 _TEMP_PREFIX = '.tmp-'

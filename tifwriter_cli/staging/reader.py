@@ -6,9 +6,9 @@ It loads every fragment's small index table once and buckets the patches in
 a grid, so reading a region costs time in proportion to the patches that
 overlap it, not to the number of fragments or patches in the staging file.
 
-Source files staged more than once (two ingest runs racing on one
-directory) are counted once: the first publication of a source record
-wins, later rows carrying the same (path, size, mtime) are ignored.
+Each contribution key counts once: its last record in merge order
+(docs/staging-format.md, "Contributions"); fragments withdrawn by later ones
+are skipped unopened; checksums are checked as data is read (:mod:`.integrity`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,14 @@ import numpy
 from ..errors import NotAStagingFileError
 from ..merge import new_accumulator
 from .canvasfile import StagingHeader, read_canvas
-from .fragment import CODEC_BLOSC_LZ4, CODEC_NONE, read_fragment_tables
+from .fragment import (
+    CODEC_BLOSC_LZ4,
+    CODEC_NONE,
+    fragment_merge_order,
+    fragment_withdraws,
+    read_fragment_tables,
+)
+from .integrity import check_patch, corrupt
 from .layout import FORMAT_VERSION, fragments_dir, published_fragments, stale_temp_fragments
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
@@ -42,6 +49,7 @@ PATCH_DTYPE = numpy.dtype(
         ('uniform', 'u1'),
         ('value', '<f8'),
         ('codec', 'u1'),
+        ('crc32', '<i8'),  # of the pixels; -1: not checksummed
     ]
 )
 
@@ -68,7 +76,13 @@ class StagingSnapshot:
                 f'{self.path} has no fragments directory {self.fragments_dir}'
             )
         self.opened_at = datetime.datetime.now(datetime.timezone.utc)
-        self.fragment_paths: list[Path] = [p for _, p in published_fragments(self.fragments_dir)]
+        published = published_fragments(self.fragments_dir)
+        self.fragment_paths: list[Path] = [p for _, p in published]
+        self.fragment_sequences: list[int] = [n for n, _ in published]
+        #: Sequence numbers of published fragments withdrawn by later ones.
+        self.withdrawn_fragments: list[int] = []
+        #: key -> (key, size, mtime_ns, placement) of each current contribution.
+        self.contributions: dict[str, tuple[str, int, int, str]] = {}
         self._open: collections.OrderedDict[int, Any] = collections.OrderedDict()
         self._descriptors: collections.OrderedDict[int, int] = collections.OrderedDict()
         self.sources: set[tuple[str, int, int]] = set()
@@ -78,52 +92,71 @@ class StagingSnapshot:
 
     # -- loading ---------------------------------------------------------
     def _load_index(self) -> numpy.ndarray:
-        tables = []
-        sourced_rows = []  # per table: rows that carry a source record
-        # source key -> (table number, row in that table) of its LAST staging
-        last_staged: dict[tuple[str, int, int], tuple[int, int]] = {}
-        for number, path in enumerate(self.fragment_paths):
+        # Newest first: which fragments later ones withdraw (unstage
+        # --fragment, compact). A withdrawn fragment is never opened, so a
+        # damaged one stops blocking reads once it is unstaged.
+        withdrawn: set[int] = set()
+        merge_order: dict[int, int] = {}
+        for number in reversed(range(len(self.fragment_paths))):
+            sequence = self.fragment_sequences[number]
+            if sequence in withdrawn:
+                continue
             h5 = self._fragment(number)
-            uid = h5.attrs.get('staging_uid')
-            if isinstance(uid, bytes):
-                uid = uid.decode()
-            if uid != self.header.uid:
-                raise NotAStagingFileError(
-                    f'fragment {path} belongs to another staging file (uid {uid})'
-                )
+            self._check_uid(h5, self.fragment_paths[number])
+            withdrawn.update(n for n in fragment_withdraws(h5) if n < sequence)
+            merge_order[number] = fragment_merge_order(h5, sequence)
+        self.withdrawn_fragments = sorted(withdrawn & set(self.fragment_sequences))
+        live = sorted(merge_order, key=lambda n: (merge_order[n], self.fragment_sequences[n]))
+        tables = []
+        sourced_rows = []  # per table: rows that carry a key
+        # key -> (table number, row, record) of its LAST staging in merge order
+        last_staged: dict[str, tuple[int, int, tuple[str, int, int, str]]] = {}
+        for number in live:
+            path = self.fragment_paths[number]
+            h5 = self._fragment(number)
             try:
-                index, sources = read_fragment_tables(h5)
-            except KeyError:
-                raise NotAStagingFileError(f'fragment {path} is incomplete or damaged') from None
+                index, sources = read_fragment_tables(
+                    h5, path=path, sequence=self.fragment_sequences[number]
+                )
+            except (KeyError, OSError, ValueError) as exc:
+                raise corrupt(path, f'its tables cannot be read: {exc}', self.fragment_sequences[number]) from None
             table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
             table['fragment'] = number
             table['number'] = numpy.arange(len(index))
-            for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec'):
+            for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec', 'crc32'):
                 table[field] = index[field]
             sourced_rows.append(numpy.flatnonzero(index['source'] >= 0))
             for row_number in sourced_rows[-1]:
-                key = sources[int(index['source'][row_number])]
-                if key in last_staged:
+                record = sources[int(index['source'][row_number])]
+                if record[0] in last_staged:
                     self.duplicate_rows += 1
-                last_staged[key] = (len(tables), int(row_number))
+                last_staged[record[0]] = (len(tables), int(row_number), record)
             tables.append(table)
         if not tables:
             return numpy.zeros(0, dtype=PATCH_DTYPE)
-        self.sources = set(last_staged)
-        # A source staged twice (a retried job, two runs racing on one
-        # directory) counts once: its last copy, so 'mean' is not skewed and
-        # 'overwrite' still sees the last write last.
-        # Rows of zero size only record a source (a patch wholly outside).
+        # One key, one contribution (docs/staging-format.md): only the last
+        # record of a key counts, under every merge rule, so a retried job,
+        # a rewritten file or a corrected re-run replaces what came before;
+        # a last record of zero size is a withdrawal (nothing landed).
         keep = [(t['width'] > 0) & (t['height'] > 0) for t in tables]
-        if self.duplicate_rows:
-            for table_number, rows in enumerate(sourced_rows):
-                keep[table_number][rows] = False
-            for table_number, row_number in last_staged.values():
-                table = tables[table_number]
-                keep[table_number][row_number] = (
-                    table['width'][row_number] > 0 and table['height'][row_number] > 0
-                )
+        for table_number, rows in enumerate(sourced_rows):
+            keep[table_number][rows] = False
+        for key, (table_number, row_number, record) in last_staged.items():
+            table = tables[table_number]
+            if table['width'][row_number] > 0 and table['height'][row_number] > 0:
+                keep[table_number][row_number] = True
+                self.contributions[key] = record
+        self.sources = {record[:3] for record in self.contributions.values()}
         return numpy.concatenate([t[k] for t, k in zip(tables, keep)])
+
+    def _check_uid(self, h5: Any, path: Path) -> None:
+        uid = h5.attrs.get('staging_uid')
+        if isinstance(uid, bytes):
+            uid = uid.decode()
+        if uid != self.header.uid:
+            raise NotAStagingFileError(
+                f'fragment {path} belongs to another staging file (uid {uid})'
+            )
 
     def _build_grid(self) -> dict[tuple[int, int], numpy.ndarray]:
         cells: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
@@ -150,7 +183,7 @@ class StagingSnapshot:
         try:
             h5 = h5py.File(path, 'r', locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
         except OSError as exc:
-            raise NotAStagingFileError(f'fragment {path} cannot be read: {exc}') from None
+            raise corrupt(path, f'it cannot be opened: {exc}', self.fragment_sequences[number]) from None
         self._open[number] = h5
         if len(self._open) > MAX_OPEN_FRAGMENTS:
             _, oldest = self._open.popitem(last=False)
@@ -197,9 +230,21 @@ class StagingSnapshot:
             if patch['uniform']:
                 data = dtype.type(patch['value'])
             else:
-                data = self._patch_pixels(patch)[y0 - py : y1 - py, x0 - px : x1 - px]
+                data = self._checked_pixels(patch)[y0 - py : y1 - py, x0 - px : x1 - px]
             accumulator.add(rows, cols, data)
         return accumulator.result()
+
+    def _checked_pixels(self, patch: numpy.void) -> numpy.ndarray:
+        """A patch's pixels, checked against its checksum (see :mod:`.integrity`)."""
+        number = int(patch['fragment'])
+        path, sequence = self.fragment_paths[number], self.fragment_sequences[number]
+        try:
+            pixels = self._patch_pixels(patch)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise corrupt(path, f'patch {int(patch["number"])} cannot be decoded: {exc}', sequence) from None
+        if patch['crc32'] >= 0:
+            check_patch(pixels, int(patch['crc32']), path, int(patch['number']), sequence)
+        return pixels
 
     def _patch_pixels(self, patch: numpy.void) -> numpy.ndarray:
         """All pixels of a stored patch, (height, width, channels).
@@ -292,6 +337,7 @@ class StagingSnapshot:
                 'count': len(self.fragment_paths),
                 'bytes': int(sum(sizes)),
                 'unpublished_temp_files': len(stale_temp_fragments(self.fragments_dir)),
+                'withdrawn': len(self.withdrawn_fragments),
             },
             'patches': int(len(p)),
             'uniform_patches': int(p['uniform'].sum()) if len(p) else 0,

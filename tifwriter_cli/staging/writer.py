@@ -70,37 +70,52 @@ class StagingWriter:
         array: numpy.ndarray,
         *,
         convert: str = 'exact',
-        source: tuple[str, int, int] | None = None,
+        key: str | None = None,
+        source: tuple | None = None,
     ) -> bool:
         """Stage ``array`` with its top-left corner at canvas pixel (x, y).
 
         The patch may reach past any border (x, y may be negative); only the
-        part inside the canvas is kept. Returns False (and stores nothing but
-        the source record) when no part of it is inside. Raises
+        part inside the canvas is kept. Returns False (and stores nothing)
+        when no part of it is inside. Raises
         :class:`~tifwriter_cli.errors.PatchError` before storing anything
         when the patch does not fit the canvas.
+
+        ``key``: the patch's contribution identity (docs/staging-format.md):
+        writing a key again replaces what it staged before, under every merge
+        rule, also across processes and runs; a keyed patch wholly outside
+        the canvas withdraws the key's earlier patch. Without a key every
+        write is a contribution of its own. ``source`` (key, size, mtime_ns
+        [, placement]) is the record file stagers use (see
+        :mod:`tifwriter_cli.contribution`).
         """
         if self.closed:
             raise ValueError('write to a closed StagingWriter')
         patch = as_canvas_patch(array, self.spec, convert=convert)
         x, y = _as_int(x, 'x'), _as_int(y, 'y')
+        if key is not None:
+            if source is not None:
+                raise TypeError('give key= or source=, not both')
+            source = (key, -1, -1, f'{x},{y},{convert}')
         if source is not None:
             source = _checked_source(source)
         clipped = clip_to_canvas(x, y, patch.shape[1], patch.shape[0], self.spec.width, self.spec.height)
-        fragment = self._current_fragment()
         if clipped is None:
             self.patches_outside += 1
-            log.warning('patch at x=%d, y=%d (%dx%d) lies wholly outside the canvas', x, y, patch.shape[1], patch.shape[0])
+            log.debug('patch at x=%d, y=%d (%dx%d) lies wholly outside the canvas', x, y, patch.shape[1], patch.shape[0])
             if source is not None:
-                # Record the source anyway, so a re-run skips it too.
-                fragment.add(0, 0, patch[:0, :0], source=source)
+                # Nothing lands, but an earlier staging of this key must not
+                # stay: a withdrawal record (counted as nothing staged).
+                self._current_fragment().add(0, 0, patch[:0, :0], source=source)
             inside = False
         else:
+            fragment = self._current_fragment()
             cx, cy, (sy, sx) = clipped.x, clipped.y, clipped.patch_slices
             fragment.add(cx, cy, numpy.ascontiguousarray(patch[sy, sx]), source=source)
             inside = True
-        self.patches_written += 1
-        if (
+            self.patches_written += 1
+        fragment = self._fragment
+        if fragment is not None and (
             fragment.nbytes >= self._publish_every_bytes
             or time.monotonic() - self._opened_at >= self._publish_every_s
         ):
@@ -173,15 +188,17 @@ def open_staging(path: str | os.PathLike, **options) -> StagingWriter:
     return StagingWriter(path, **options)
 
 
-def _checked_source(source: tuple[str, int, int]) -> tuple[str, int, int]:
+def _checked_source(source: tuple) -> tuple[str, int, int, str]:
     """A source record HDF5 can store (checked now: a bad one at publish
     time would lose the whole unpublished fragment)."""
-    path, size, mtime_ns = source
+    if len(source) == 3:
+        source = (*source, '')
+    key, size, mtime_ns, placement = source
     try:
-        str(path).encode('utf-8')
+        str(key).encode('utf-8')
     except UnicodeEncodeError:
-        raise PatchError(f'source path {path!r} is not valid UTF-8') from None
-    return (str(path), int(size), int(mtime_ns))
+        raise PatchError(f'source path {key!r} is not valid UTF-8') from None
+    return (str(key), int(size), int(mtime_ns), str(placement))
 
 
 def _as_int(value: object, name: str) -> int:
