@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy
 import pytest
 
 import tifwriter_cli
@@ -183,6 +184,8 @@ def test_ctrl_c_exits_130_and_leaves_no_output(run_cli, make_staging, tmp_path, 
 
     monkeypatch.setattr(native.NativeEngine, 'write', interrupted)
     staging = make_staging(width=100, height=80)
+    with tifwriter_cli.open_staging(staging) as writer:  # (an empty canvas would add a warning)
+        writer.write(0, 0, numpy.ones((4, 4), numpy.uint8))
     result = run_cli('finalize', staging, tmp_path / 'out.tif')
     assert result.exit_code == 130
     assert result.stderr.strip() == 'tifwriter: interrupted'

@@ -54,6 +54,8 @@ def create_staging(
     if not overwrite and (path.exists() or frag_dir.exists()):
         what = path if path.exists() else frag_dir
         raise OutputExistsError(f'{what} exists (use --overwrite to replace it)')
+    if overwrite and frag_dir.exists():
+        _check_fragments_are_ours(frag_dir)
     uid = uuid.uuid4().hex
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     with atomic_output(path, overwrite=overwrite) as tmp:
@@ -72,6 +74,20 @@ def create_staging(
             shutil.rmtree(frag_dir)
         frag_dir.mkdir()
     return StagingHeader(path, spec, uid, created, f'tifwriter {__version__}')
+
+
+def _check_fragments_are_ours(frag_dir: Path) -> None:
+    """--overwrite removes the old fragments: only if that is all the folder holds."""
+    from .layout import is_fragment_name
+
+    if not frag_dir.is_dir():
+        raise OutputExistsError(f'{frag_dir} exists and is not a fragments directory; move it away')
+    foreign = [name for name in os.listdir(frag_dir) if not is_fragment_name(name)]
+    if foreign:
+        raise OutputExistsError(
+            f'{frag_dir} holds files tifwriter did not write (e.g. {foreign[0]!r}); '
+            '--overwrite would delete them: move them away first'
+        )
 
 
 def read_canvas(path: str | os.PathLike) -> StagingHeader:

@@ -88,6 +88,11 @@ def published_fragments(directory: Path) -> list[tuple[int, Path]]:
     return found
 
 
+def is_fragment_name(name: str) -> bool:
+    """Whether a name in a fragments directory is one tifwriter writes there."""
+    return bool(_PUBLISHED.match(name)) or name.startswith(_TEMP_PREFIX)
+
+
 def temp_fragment_path(directory: Path) -> Path:
     """A fresh, unique temp name for a fragment being written."""
     host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname())[:40]
