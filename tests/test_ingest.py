@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tifwriter_cli as tw
-from tifwriter_cli.contribution import file_key
 from tifwriter_cli import npyfile
+from tifwriter_cli.contribution import file_key
 from tifwriter_cli.errors import InvalidOptionError, PatchError, SourceFileError
 from tifwriter_cli.ingest import (
     DEFAULT_PATTERN,

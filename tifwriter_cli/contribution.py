@@ -88,10 +88,9 @@ def stage_file(
     :class:`SourceFileError` / :class:`PatchError` before storing anything
     for a bad file.
     """
+    from .geometry import clip_to_canvas
     from .ingest import canvas_position
     from .npyfile import load_array
-
-    from .geometry import clip_to_canvas
 
     path = Path(path)
     key = file_key(path) if key is None else key

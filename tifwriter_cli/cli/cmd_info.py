@@ -19,10 +19,10 @@ def command(path: str, as_json: bool) -> None:
     Exits non-zero when PATH is neither a valid staging file nor a TIFF the
     readers accept.
     """
+    import os
+
     from ..errors import StagingNotFoundError
     from ..report import describe_path
-
-    import os
 
     if not os.path.exists(path):
         raise StagingNotFoundError(f'{path} does not exist')

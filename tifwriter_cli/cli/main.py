@@ -23,6 +23,10 @@ SUBCOMMANDS = {
     'info': ('cmd_info', 'Report on a staging file or a TIFF; check reader compatibility.'),
     'preview': ('cmd_preview', 'Render a PNG thumbnail of a staging file or TIFF.'),
     'demo': ('cmd_demo', 'Run the whole pipeline on a synthetic slide.'),
+    'unstage': ('cmd_unstage', 'Withdraw staged patches by source glob or fragment.'),
+    'gc': ('cmd_gc', 'Remove temp files of dead writers and killed commands.'),
+    'compact': ('cmd_compact', 'Fold the published fragments into one.'),
+    'verify': ('cmd_verify', 'Re-read every staged patch and check its checksum.'),
 }
 
 

@@ -93,10 +93,15 @@ def is_fragment_name(name: str) -> bool:
     return bool(_PUBLISHED.match(name)) or name.startswith(_TEMP_PREFIX)
 
 
+def host_tag() -> str:
+    """This host's name as temp fragment names carry it."""
+    return re.sub(r'[^A-Za-z0-9_]', '_', socket.gethostname())[:40]
+
+
 def temp_fragment_path(directory: Path) -> Path:
-    """A fresh, unique temp name for a fragment being written."""
-    host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname())[:40]
-    return directory / f'{_TEMP_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}.h5'
+    """A fresh, unique temp name for a fragment being written:
+    ``.tmp-HOST-PID-RANDOM.h5`` (gc tells a dead writer's by HOST and PID)."""
+    return directory / f'{_TEMP_PREFIX}{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.h5'
 
 
 def stale_temp_fragments(directory: Path) -> list[Path]:

@@ -33,7 +33,12 @@ from .fragment import (
     read_fragment_tables,
 )
 from .integrity import check_patch, corrupt
-from .layout import FORMAT_VERSION, fragments_dir, published_fragments, stale_temp_fragments
+from .layout import (
+    FORMAT_VERSION,
+    fragments_dir,
+    published_fragments,
+    stale_temp_fragments,
+)
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
 
@@ -76,15 +81,31 @@ class StagingSnapshot:
                 f'{self.path} has no fragments directory {self.fragments_dir}'
             )
         self.opened_at = datetime.datetime.now(datetime.timezone.utc)
+        self._open: collections.OrderedDict[int, Any] = collections.OrderedDict()
+        self._descriptors: collections.OrderedDict[int, int] = collections.OrderedDict()
+        # A fragment may vanish between listing and opening: `compact`
+        # publishes its replacement first, then deletes it. Listing again
+        # then sees the replacement.
+        for attempt in range(_SNAPSHOT_ATTEMPTS):
+            try:
+                self._take_snapshot()
+                break
+            except _FragmentVanished:
+                self.close()
+                if attempt == _SNAPSHOT_ATTEMPTS - 1:
+                    raise NotAStagingFileError(
+                        f'{self.fragments_dir}: fragments keep vanishing while being opened'
+                    ) from None
+
+    def _take_snapshot(self) -> None:
         published = published_fragments(self.fragments_dir)
         self.fragment_paths: list[Path] = [p for _, p in published]
         self.fragment_sequences: list[int] = [n for n, _ in published]
-        #: Sequence numbers of published fragments withdrawn by later ones.
+        #: Sequence numbers of published fragments withdrawn by later ones
+        #: (or folded twice): never read, gc deletes them.
         self.withdrawn_fragments: list[int] = []
         #: key -> (key, size, mtime_ns, placement) of each current contribution.
         self.contributions: dict[str, tuple[str, int, int, str]] = {}
-        self._open: collections.OrderedDict[int, Any] = collections.OrderedDict()
-        self._descriptors: collections.OrderedDict[int, int] = collections.OrderedDict()
         self.sources: set[tuple[str, int, int]] = set()
         self.duplicate_rows = 0
         self.patches = self._load_index()
@@ -96,6 +117,7 @@ class StagingSnapshot:
         # --fragment, compact). A withdrawn fragment is never opened, so a
         # damaged one stops blocking reads once it is unstaged.
         withdrawn: set[int] = set()
+        folded: set[int] = set()  # withdrawn by live folds (compacted fragments)
         merge_order: dict[int, int] = {}
         for number in reversed(range(len(self.fragment_paths))):
             sequence = self.fragment_sequences[number]
@@ -103,7 +125,16 @@ class StagingSnapshot:
                 continue
             h5 = self._fragment(number)
             self._check_uid(h5, self.fragment_paths[number])
-            withdrawn.update(n for n in fragment_withdraws(h5) if n < sequence)
+            withdraws = {n for n in fragment_withdraws(h5) if n < sequence}
+            is_fold = 'merge_order' in h5.attrs
+            if is_fold and withdraws & folded:
+                # Two compactions ran at once and folded the same fragments:
+                # the one published later wins, this one is ignored.
+                withdrawn.add(sequence)
+                continue
+            withdrawn |= withdraws
+            if is_fold:
+                folded |= withdraws
             merge_order[number] = fragment_merge_order(h5, sequence)
         self.withdrawn_fragments = sorted(withdrawn & set(self.fragment_sequences))
         live = sorted(merge_order, key=lambda n: (merge_order[n], self.fragment_sequences[n]))
@@ -114,6 +145,11 @@ class StagingSnapshot:
         for number in live:
             path = self.fragment_paths[number]
             h5 = self._fragment(number)
+            try:
+                # Held from now on: the file may be deleted (compacted) while we read.
+                self._descriptor(number)
+            except FileNotFoundError:
+                raise _FragmentVanished(path) from None
             try:
                 index, sources = read_fragment_tables(
                     h5, path=path, sequence=self.fragment_sequences[number]
@@ -183,6 +219,8 @@ class StagingSnapshot:
         try:
             h5 = h5py.File(path, 'r', locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
         except OSError as exc:
+            if not path.exists():
+                raise _FragmentVanished(path) from None
             raise corrupt(path, f'it cannot be opened: {exc}', self.fragment_sequences[number]) from None
         self._open[number] = h5
         if len(self._open) > MAX_OPEN_FRAGMENTS:
@@ -372,6 +410,13 @@ class StagingSnapshot:
 
     def __iter__(self) -> Iterator[numpy.void]:
         return iter(self.patches)
+
+
+class _FragmentVanished(Exception):
+    """A listed fragment was deleted before it was opened (compacted)."""
+
+
+_SNAPSHOT_ATTEMPTS = 20
 
 
 def read_staging(path: str | os.PathLike) -> StagingSnapshot:

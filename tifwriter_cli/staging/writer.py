@@ -61,6 +61,7 @@ class StagingWriter:
         self.patches_written = 0
         self.patches_outside = 0
         self.closed = False
+        self._heartbeat: _Heartbeat | None = None
 
     # -- writing ---------------------------------------------------------
     def write(
@@ -134,6 +135,8 @@ class StagingWriter:
                 dtype=self.spec.numpy_dtype,
             )
             self._opened_at = time.monotonic()
+            if self._heartbeat is None:
+                self._heartbeat = _Heartbeat(self)
         return self._fragment
 
     # -- publishing ------------------------------------------------------
@@ -162,6 +165,7 @@ class StagingWriter:
             self.flush()
         finally:
             self.closed = True
+            self._stop_heartbeat()
 
     def abort(self) -> None:
         """Drop the unpublished patches (already published ones stay)."""
@@ -169,6 +173,12 @@ class StagingWriter:
         if fragment is not None:
             fragment.discard()
         self.closed = True
+        self._stop_heartbeat()
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
 
     def __enter__(self) -> 'StagingWriter':
         return self
@@ -181,6 +191,36 @@ class StagingWriter:
             self.abort()
         else:
             self.close()
+
+
+#: How often a writer touches its temp fragment, so ``tifwriter gc`` (on any
+#: node) can tell it is alive: a temp fragment untouched for many heartbeats
+#: belongs to a writer that is gone (housekeeping.DEFAULT_GC_AGE).
+HEARTBEAT_SECONDS = 60.0
+
+
+class _Heartbeat:
+    """A daemon thread touching the writer's temp fragment every HEARTBEAT_SECONDS."""
+
+    def __init__(self, writer: StagingWriter):
+        import threading
+
+        self._writer = writer
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='tifwriter-heartbeat', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(HEARTBEAT_SECONDS):
+            fragment = self._writer._fragment
+            if fragment is not None:
+                try:
+                    os.utime(fragment.path)
+                except OSError:
+                    pass  # published or discarded meanwhile
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 def open_staging(path: str | os.PathLike, **options) -> StagingWriter:
