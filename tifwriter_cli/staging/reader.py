@@ -33,12 +33,7 @@ from .fragment import (
     read_fragment_tables,
 )
 from .integrity import check_patch, corrupt
-from .layout import (
-    FORMAT_VERSION,
-    fragments_dir,
-    published_fragments,
-    stale_temp_fragments,
-)
+from .layout import FORMAT_VERSION, fragments_dir, published_fragments, stale_temp_fragments
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
 
