@@ -138,7 +138,7 @@ def compact(staging: str | os.PathLike) -> tuple[int, int]:
         if len(sequences) < 2:
             return 0, len(snapshot.patches)
         spec = snapshot.spec
-        keyed = _current_keyed_rows(snapshot)
+        keyed = snapshot.patch_keys
         writer = FragmentWriter(
             temp_fragment_path(snapshot.fragments_dir),
             staging_uid=snapshot.header.uid,
@@ -170,25 +170,6 @@ def compact(staging: str | os.PathLike) -> tuple[int, int]:
             pass
     log.info('compacted %d fragments into %s (%d patches)', len(paths), folded.name, kept)
     return len(paths), kept
-
-
-def _current_keyed_rows(snapshot: Any) -> dict[int, tuple[str, int, int, str]]:
-    """Row in snapshot.patches -> the key record it is the current staging of."""
-    from .staging.fragment import read_fragment_tables
-
-    wanted: dict[tuple[int, int], tuple[str, int, int, str]] = {}
-    for number in {int(f) for f in snapshot.patches['fragment']}:
-        index, sources = read_fragment_tables(snapshot._fragment(number))
-        for row in numpy.flatnonzero(index['source'] >= 0):
-            record = sources[int(index['source'][row])]
-            if snapshot.contributions.get(record[0]) == record:
-                wanted[(number, int(row))] = record
-    rows = {}
-    for i, patch in enumerate(snapshot.patches):
-        record = wanted.get((int(patch['fragment']), int(patch['number'])))
-        if record is not None:
-            rows[i] = record
-    return rows
 
 
 # -- gc -----------------------------------------------------------------------

@@ -101,6 +101,8 @@ class StagingSnapshot:
         self.withdrawn_fragments: list[int] = []
         #: key -> (key, size, mtime_ns, placement) of each current contribution.
         self.contributions: dict[str, tuple[str, int, int, str]] = {}
+        #: Row in :attr:`patches` -> the key record of the contribution it is.
+        self.patch_keys: dict[int, tuple[str, int, int, str]] = {}
         self.sources: set[tuple[str, int, int]] = set()
         self.duplicate_rows = 0
         self.patches = self._load_index()
@@ -110,16 +112,18 @@ class StagingSnapshot:
     def _load_index(self) -> numpy.ndarray:
         # Newest first: which fragments later ones withdraw (unstage
         # --fragment, compact). A withdrawn fragment is never opened, so a
-        # damaged one stops blocking reads once it is unstaged.
+        # damaged one stops blocking reads once it is unstaged. Each live
+        # fragment is opened once, its tables read and checked.
         withdrawn: set[int] = set()
         folded: set[int] = set()  # withdrawn by live folds (compacted fragments)
-        merge_order: dict[int, int] = {}
+        loaded: list[tuple[int, int, numpy.ndarray, list]] = []  # (merge order, number, index, sources)
         for number in reversed(range(len(self.fragment_paths))):
             sequence = self.fragment_sequences[number]
             if sequence in withdrawn:
                 continue
+            path = self.fragment_paths[number]
             h5 = self._fragment(number)
-            self._check_uid(h5, self.fragment_paths[number])
+            self._check_uid(h5, path)
             withdraws = {n for n in fragment_withdraws(h5) if n < sequence}
             is_fold = 'merge_order' in h5.attrs
             if is_fold and withdraws & folded:
@@ -130,27 +134,23 @@ class StagingSnapshot:
             withdrawn |= withdraws
             if is_fold:
                 folded |= withdraws
-            merge_order[number] = fragment_merge_order(h5, sequence)
-        self.withdrawn_fragments = sorted(withdrawn & set(self.fragment_sequences))
-        live = sorted(merge_order, key=lambda n: (merge_order[n], self.fragment_sequences[n]))
-        tables = []
-        sourced_rows = []  # per table: rows that carry a key
-        # key -> (table number, row, record) of its LAST staging in merge order
-        last_staged: dict[str, tuple[int, int, tuple[str, int, int, str]]] = {}
-        for number in live:
-            path = self.fragment_paths[number]
-            h5 = self._fragment(number)
             try:
                 # Held from now on: the file may be deleted (compacted) while we read.
                 self._descriptor(number)
             except FileNotFoundError:
                 raise _FragmentVanished(path) from None
             try:
-                index, sources = read_fragment_tables(
-                    h5, path=path, sequence=self.fragment_sequences[number]
-                )
+                index, sources = read_fragment_tables(h5, path=path, sequence=sequence)
             except (KeyError, OSError, ValueError) as exc:
-                raise corrupt(path, f'its tables cannot be read: {exc}', self.fragment_sequences[number]) from None
+                raise corrupt(path, f'its tables cannot be read: {exc}', sequence) from None
+            loaded.append((fragment_merge_order(h5, sequence), number, index, sources))
+        self.withdrawn_fragments = sorted(withdrawn & set(self.fragment_sequences))
+        loaded.sort(key=lambda item: (item[0], self.fragment_sequences[item[1]]))
+        tables = []
+        sourced_rows = []  # per table: rows that carry a key
+        # key -> (table number, row, record) of its LAST staging in merge order
+        last_staged: dict[str, tuple[int, int, tuple[str, int, int, str]]] = {}
+        for _, number, index, sources in loaded:
             table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
             table['fragment'] = number
             table['number'] = numpy.arange(len(index))
@@ -172,12 +172,22 @@ class StagingSnapshot:
         keep = [(t['width'] > 0) & (t['height'] > 0) for t in tables]
         for table_number, rows in enumerate(sourced_rows):
             keep[table_number][rows] = False
+        current_rows: dict[tuple[int, int], tuple[str, int, int, str]] = {}
         for key, (table_number, row_number, record) in last_staged.items():
             table = tables[table_number]
             if table['width'][row_number] > 0 and table['height'][row_number] > 0:
                 keep[table_number][row_number] = True
                 self.contributions[key] = record
+                current_rows[(table_number, row_number)] = record
         self.sources = {record[:3] for record in self.contributions.values()}
+        # Row in self.patches -> the key record it is the current staging of.
+        offset = 0
+        for table_number, k in enumerate(keep):
+            for position, row_number in enumerate(numpy.flatnonzero(k)):
+                record = current_rows.get((table_number, int(row_number)))
+                if record is not None:
+                    self.patch_keys[offset + position] = record
+            offset += int(k.sum())
         return numpy.concatenate([t[k] for t, k in zip(tables, keep)])
 
     def _check_uid(self, h5: Any, path: Path) -> None:
