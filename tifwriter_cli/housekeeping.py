@@ -32,7 +32,6 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy
 
