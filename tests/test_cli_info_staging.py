@@ -55,10 +55,10 @@ def test_json_report_matches_the_canvas(staged, run_cli):
     assert report['written_pixels'] == int(covered.sum())
     assert canvas[~covered].max() == 0
     assert report['canvas'] == {
-        'width': 300, 'height': 200, 'channels': 1, 'dtype': 'uint8', 'spacing_x_um': 0.5,
-        'spacing_y_um': 0.5, 'tile_size': 512, 'fill': 0, 'merge': 'max', 'kind': 'labels',
+        'width': 300, 'height': 200, 'channels': 1, 'dtype': 'uint8', 'tile_size': 512, 'fill': 0, 'merge': 'max', 'kind': 'labels',
         'slide_downsample': 1.0,
     }
+    assert report['spacing_um'] == [0.5, 0.5]  # the key a TIFF's report uses too
     assert (report['patches'], report['uniform_patches'], report['fragments']['count']) == (3, 2, 1)
     assert report['bbox'] == {'x': 0, 'y': 20, 'x_end': 70, 'y_end': 200}
 

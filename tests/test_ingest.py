@@ -617,7 +617,6 @@ def test_parse_shard_refuses(text):
     'env, expected',
     [
         ({}, None),
-        ({'SLURM_ARRAY_TASK_ID': '3'}, None),
         ({'SLURM_ARRAY_TASK_ID': '3', 'SLURM_ARRAY_TASK_COUNT': '8'}, (3, 8)),
         ({'SLURM_ARRAY_TASK_ID': '1', 'SLURM_ARRAY_TASK_COUNT': '10', 'SLURM_ARRAY_TASK_MIN': '1'}, (0, 10)),
         ({'SLURM_ARRAY_TASK_ID': '10', 'SLURM_ARRAY_TASK_COUNT': '10', 'SLURM_ARRAY_TASK_MIN': '1'}, (9, 10)),
@@ -635,13 +634,15 @@ def test_shard_from_slurm_environment(env, expected):
 @pytest.mark.parametrize(
     'env',
     [
+        {'SLURM_ARRAY_TASK_ID': '3'},
         {'SLURM_ARRAY_TASK_ID': 'x', 'SLURM_ARRAY_TASK_COUNT': '8'},
         {'SLURM_ARRAY_TASK_ID': '9', 'SLURM_ARRAY_TASK_COUNT': '8'},  # e.g. --array=1,5,9
         {'SLURM_ARRAY_TASK_ID': '0', 'SLURM_ARRAY_TASK_COUNT': '8', 'SLURM_ARRAY_TASK_MIN': '1'},
     ],
 )
 def test_shard_from_unusable_slurm_environment(env):
-    with pytest.raises(InvalidOptionError, match='--shard'):
+    """(A task id without a count would otherwise stage every file in every task.)"""
+    with pytest.raises(InvalidOptionError, match='shard'):
         shard_from_environment(env)
 
 

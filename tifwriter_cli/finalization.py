@@ -259,7 +259,7 @@ def _finalize_source(
         result = engine.write(source, tmp, options)
         file_bytes = tmp.stat().st_size
     seconds = time.monotonic() - started
-    log.info(
+    log.debug(  # (the CLI prints its own 'wrote' line: -v must not say it twice)
         'wrote %s: %d levels, %d tiles (%d stored) in %.1f s',
         out_path,
         len(result.levels),

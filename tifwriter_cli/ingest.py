@@ -207,8 +207,14 @@ def shard_from_environment(environ: Mapping[str, str] | None = None) -> tuple[in
     SLURM_ARRAY_TASK_STEP.
     """
     env = os.environ if environ is None else environ
-    if 'SLURM_ARRAY_TASK_ID' not in env or 'SLURM_ARRAY_TASK_COUNT' not in env:
+    if 'SLURM_ARRAY_TASK_ID' not in env:
         return None
+    if 'SLURM_ARRAY_TASK_COUNT' not in env:
+        # Staging every file in every array task would stage each file N times.
+        raise InvalidOptionError(
+            f"SLURM_ARRAY_TASK_ID={env['SLURM_ARRAY_TASK_ID']!r} is set but SLURM_ARRAY_TASK_COUNT "
+            'is not (an old SLURM?): pass shard=(I, N) for this task, or shard "all" to stage every file'
+        )
     names = ('SLURM_ARRAY_TASK_ID', 'SLURM_ARRAY_TASK_COUNT', 'SLURM_ARRAY_TASK_MIN', 'SLURM_ARRAY_TASK_STEP')
     try:
         task_id, count = int(env[names[0]]), int(env[names[1]])
@@ -510,7 +516,7 @@ def _matching_files(
     if not found:
         hint = ''
         if subdirectories and not recursive:
-            hint = f' ({subdirectories} subdirectories: use recursive / --recursive to search them)'
+            hint = f' ({subdirectories} subdirectories: use recursive=True to search them)'
         log.warning('no .npy/.npz file in %s%s', root, hint)
     return sorted(found)
 

@@ -330,7 +330,7 @@ class _Source:
 
 def _open_source(path: str) -> _Source:
     if not os.path.exists(path):
-        raise StagingNotFoundError(f'{path} does not exist')
+        raise StagingNotFoundError(f'{path} does not exist (a staging file is created by create_staging())')
     if os.path.isdir(path):
         raise NotAStagingFileError(f'{path} is a directory, not a staging file or TIFF')
     from .report import sniff

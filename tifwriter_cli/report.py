@@ -54,8 +54,8 @@ def describe_staging(path: str | os.PathLike) -> dict[str, Any]:
 def format_staging_report(r: dict[str, Any]) -> str:
     c = r['canvas']
     spacing = (
-        f"{c['spacing_x_um']:g} x {c['spacing_y_um']:g} um/px"
-        if c['spacing_x_um']
+        f"{r['spacing_um'][0]:g} x {r['spacing_um'][1]:g} um/px"
+        if r['spacing_um']
         else 'not set (the TIFF will carry no pixel size)'
     )
     bbox = r['bbox']

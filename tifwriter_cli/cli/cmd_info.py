@@ -25,7 +25,7 @@ def command(path: str, as_json: bool) -> None:
     from ..report import describe_path
 
     if not os.path.exists(path):
-        raise StagingNotFoundError(f'{path} does not exist')
+        raise StagingNotFoundError(f'{path} does not exist (a staging file is created by `tifwriter init`)')
     kind, report, text, exit_code = describe_path(path)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

@@ -63,7 +63,7 @@ def command(
     from ..preview import render_preview, save_png
 
     if not os.path.exists(path):
-        raise StagingNotFoundError(f'{path} does not exist')
+        raise StagingNotFoundError(f'{path} does not exist (a staging file is created by `tifwriter init`)')
     # Refuse a bad output before the (possibly long) rendering.
     out = check_output_path(output, overwrite=overwrite, inputs=(path, overlay), suffix='.png')
     image = render_preview(path, size=size, overlay=overlay, alpha=alpha)

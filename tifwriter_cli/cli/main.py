@@ -12,6 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import EXIT_FAILURE, EXIT_TERMINATED, Terminated, TifwriterError
+from .wording import in_cli_words
 
 # Subcommand name -> module in this package defining ``command``. Loaded
 # only when invoked, so ``tifwriter --help`` never imports numpy or h5py.
@@ -52,7 +53,7 @@ class LazyGroup(click.Group):
             click.echo('tifwriter: terminated (SIGTERM); no output was left half-written', err=True)
             ctx.exit(EXIT_TERMINATED)
         except TifwriterError as exc:
-            click.echo(f'tifwriter: error: {exc}', err=True)
+            click.echo(f'tifwriter: error: {in_cli_words(str(exc))}', err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             # Disk full, permission denied, ...: the environment, not a bug.
@@ -92,7 +93,7 @@ def _sigterm_unwinds():
 
 class _OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f'tifwriter: {record.levelname.lower()}: {record.getMessage()}'
+        return f'tifwriter: {record.levelname.lower()}: {in_cli_words(record.getMessage())}'
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -103,6 +104,8 @@ def _configure_logging(verbosity: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # tifffile logs damaged files itself; our one-line errors say it better.
+    logging.getLogger('tifffile').setLevel(logging.CRITICAL)
 
 
 @click.group(cls=LazyGroup, context_settings={'help_option_names': ['-h', '--help']})

@@ -96,7 +96,7 @@ def read_canvas(path: str | os.PathLike) -> StagingHeader:
 
     path = Path(path)
     if not path.exists():
-        raise StagingNotFoundError(f'staging file {path} does not exist')
+        raise StagingNotFoundError(f'staging file {path} does not exist: create it first with create_staging()')
     if path.is_dir():
         raise NotAStagingFileError(f'{path} is a directory, not a staging file')
     try:

@@ -78,6 +78,7 @@ class StagingSnapshot:
         self.opened_at = datetime.datetime.now(datetime.timezone.utc)
         self._open: collections.OrderedDict[int, Any] = collections.OrderedDict()
         self._descriptors: collections.OrderedDict[int, int] = collections.OrderedDict()
+        self._verified: set[tuple[int, int]] = set()  # (fragment, row) whose checksum matched
         # A fragment may vanish between listing and opening: `compact`
         # publishes its replacement first, then deletes it. Listing again
         # then sees the replacement.
@@ -285,8 +286,12 @@ class StagingSnapshot:
             pixels = self._patch_pixels(patch)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise corrupt(path, f'patch {int(patch["number"])} cannot be decoded: {exc}', sequence) from None
-        if patch['crc32'] >= 0:
+        # Checked once per snapshot: band reads decode a patch once per band
+        # it spans, and published fragments never change.
+        identity = (number, int(patch['number']))
+        if patch['crc32'] >= 0 and identity not in self._verified:
             check_patch(pixels, int(patch['crc32']), path, int(patch['number']), sequence)
+            self._verified.add(identity)
         return pixels
 
     def _patch_pixels(self, patch: numpy.void) -> numpy.ndarray:
@@ -363,13 +368,13 @@ class StagingSnapshot:
             'format_version': FORMAT_VERSION,
             'created': self.header.created,
             'tool': self.header.tool,
+            # The same key as a TIFF's report (tifwriter_cli.tiff.inspect).
+            'spacing_um': [spec.spacing_x, spec.spacing_y] if spec.spacing_x is not None else None,
             'canvas': {
                 'width': spec.width,
                 'height': spec.height,
                 'channels': spec.channels,
                 'dtype': spec.dtype,
-                'spacing_x_um': spec.spacing_x,
-                'spacing_y_um': spec.spacing_y,
                 'tile_size': spec.tile_size,
                 'fill': spec.fill,
                 'merge': spec.merge,
