@@ -164,7 +164,7 @@ def test_verbose_shows_info_logs(run_cli, make_staging, tmp_path):
     assert 'tifwriter: info:' not in plain.stderr
     verbose = run_cli('-v', 'finalize', staging, tmp_path / 'b.tif')
     assert verbose.exit_code == 0
-    assert 'tifwriter: info: wrote ' in verbose.stderr
+    assert 'tifwriter: info: snapshot: ' in verbose.stderr  # ('wrote' is said once, on stdout)
 
 
 # -- error mapping ----------------------------------------------------------------------

@@ -77,12 +77,19 @@ def test_sigkilled_writers_lose_only_unpublished_patches(make_staging):
     acknowledged: list[int] = []
     next_number = 0
     trials = 20
+    # Start-up (imports) takes 0.5 s on a quiet machine, 1.5 s on a loaded
+    # one: the kill window follows it, or every kill could fall before the
+    # first acknowledgment.
+    started = time.monotonic()
+    probe = _spawn_writer(path, GRID * GRID - 1, 1, 1)  # a slot no trial uses
+    probe.communicate()
+    startup = time.monotonic() - started
     for trial in range(trials):
         count, batch = 90, rng.choice([1, 2, 5])
         writer = _spawn_writer(path, next_number, count, batch)
         next_number += count
         # Kill at a random instant: before start-up ends, mid-write, mid-publish.
-        time.sleep(rng.uniform(0.1, 0.8))
+        time.sleep(rng.uniform(0.1, 0.3 + startup))
         writer.send_signal(signal.SIGKILL)
         out, _ = writer.communicate()
         for line in out.splitlines():
