@@ -213,3 +213,28 @@ def test_write_patch_and_ingest_place_slide_coordinates_alike(tmp_path, make_sta
         assert snapshot.contributions[file_key(tmp_path / 'p' / f't_{x}_{y}.npy')][3] == f'{cx},{cy},exact'
     ingest = run_cli('ingest-npy-dir', staging, tmp_path / 'p', '--coords', 'slide')
     assert ': 0 staged, 1 already staged' in ingest.stdout  # the same placement
+
+
+def test_empty_directory_and_empty_canvas_warn(tmp_path, make_staging, run_cli):
+    staging = make_staging(width=16, height=16)
+    (tmp_path / 'empty').mkdir()
+    result = run_cli('ingest-npy-dir', staging, tmp_path / 'empty')
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [f'tifwriter: warning: no .npy/.npz file in {tmp_path / "empty"}']
+    finalized = run_cli('finalize', staging, tmp_path / 'o.tif')
+    assert finalized.exit_code == 0
+    assert 'tifwriter: warning: nothing is staged on this canvas' in finalized.stderr
+
+
+def test_mostly_outside_is_one_line_not_one_per_file(tmp_path, make_staging, run_cli):
+    """Positions swapped by the pattern on a wide canvas: one summary line, exit 1."""
+    staging = make_staging(width=200, height=20)
+    save_tiles(tmp_path / 'p', random_tiles(9, [(x, 0) for x in range(40, 200, 10)], size=10), 't_{x}_{y}.npy')
+    result = run_cli('ingest-npy-dir', staging, tmp_path / 'p', '--pattern', 't_{y}_{x}.npy')
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        'tifwriter: error: 16 of 16 file(s) fell wholly outside the 200 x 20 canvas (nothing of them was '
+        'staged); x and y look swapped: try the pattern with {x} and {y} exchanged'
+    ]
+    with tw.read_staging(staging) as snapshot:
+        assert snapshot.fragment_paths == [] and snapshot.contributions == {}
