@@ -76,12 +76,17 @@ def format_staging_report(r: dict[str, Any]) -> str:
             '(writers running, or killed)'
             if r['fragments']['unpublished_temp_files']
             else ''
+        )
+        + (
+            f", {r['fragments']['withdrawn']} withdrawn (unstaged or compacted; gc deletes them)"
+            if r['fragments'].get('withdrawn')
+            else ''
         ),
         f"patches       {r['patches']} ({r['uniform_patches']} uniform), "
-        f"{r['source_files']} source file(s) recorded"
+        f"{r['source_files']} keyed contribution(s)"
         + (
-            f", {r['duplicate_source_rows_ignored']} repeated staging(s) of them ignored "
-            '(ingests that ran at once)'
+            f", {r['duplicate_source_rows_ignored']} earlier staging(s) of them replaced "
+            '(re-staged or withdrawn)'
             if r.get('duplicate_source_rows_ignored')
             else ''
         ),
