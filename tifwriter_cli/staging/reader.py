@@ -284,7 +284,18 @@ class StagingSnapshot:
         path, sequence = self.fragment_paths[number], self.fragment_sequences[number]
         try:
             pixels = self._patch_pixels(patch)
+        except _FragmentVanished:
+            # Only past MAX_OPEN_FRAGMENTS, when a closed fragment must be reopened.
+            raise NotAStagingFileError(
+                f'fragment {path} was removed while this read ran (a compact or gc ran beside '
+                'it): run the command again'
+            ) from None
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            if not path.exists():
+                raise NotAStagingFileError(
+                    f'fragment {path} was removed while this read ran (a compact or gc ran '
+                    'beside it): run the command again'
+                ) from None
             raise corrupt(path, f'patch {int(patch["number"])} cannot be decoded: {exc}', sequence) from None
         # Checked once per snapshot: band reads decode a patch once per band
         # it spans, and published fragments never change.
