@@ -118,3 +118,19 @@ def test_intact_unit_verifies(unit, run_cli):
     result = run_cli('verify', unit)
     assert result.exit_code == 0, result.output
     assert ': ok: 3 patch(es) in 2 fragment(s)' in result.stdout
+
+
+def test_damaged_ingest_fragment_unstaged_then_the_ingest_rerun(tmp_path, make_staging, run_cli):
+    staging = make_staging(width=64, height=48)
+    (tmp_path / 'p').mkdir()
+    for x, y, array in JOB1 + JOB2:
+        numpy.save(tmp_path / 'p' / f't_{x}_{y}.npy', array)
+    assert run_cli('ingest-npy-dir', staging, tmp_path / 'p').exit_code == 0
+    flip(fragment(staging, 1), patch_data_offset(fragment(staging, 1), 0) + 7)
+    assert '--fragment 1' in assert_clean_failure(run_cli('finalize', staging, tmp_path / 'o.tif'), 1)
+    assert not (tmp_path / 'o.tif').exists()
+    assert run_cli('unstage', staging, '--fragment', 1).exit_code == 0
+    rerun = run_cli('ingest-npy-dir', staging, tmp_path / 'p')
+    assert ': 3 staged, 0 already staged' in rerun.stdout
+    assert run_cli('finalize', staging, tmp_path / 'o.tif').exit_code == 0
+    numpy.testing.assert_array_equal(tifffile.imread(tmp_path / 'o.tif')[:, :, None], model(JOB1, JOB2))
