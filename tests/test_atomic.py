@@ -34,12 +34,30 @@ def test_failure_leaves_nothing(tmp_path, failure):
 
 
 def test_failure_keeps_the_old_output(tmp_path):
-    target = tmp_path / 'out.bin'
-    target.write_bytes(b'old')
+    import imagecodecs
+    import numpy
+
+    from tifwriter_cli.atomic import png_with_software
+
+    target = tmp_path / 'out.png'  # an output of ours: --overwrite may replace it
+    old = png_with_software(imagecodecs.png_encode(numpy.zeros((2, 2), numpy.uint8)), 'tifwriter test')
+    target.write_bytes(old)
     with pytest.raises(RuntimeError):
         with atomic_output(target, overwrite=True) as tmp:
             tmp.write_bytes(b'new')
             raise RuntimeError
+    assert target.read_bytes() == old
+    assert os.listdir(tmp_path) == ['out.png']
+
+
+def test_overwrite_refuses_what_tifwriter_did_not_make(tmp_path):
+    from tifwriter_cli.errors import NotOursError
+
+    target = tmp_path / 'out.bin'
+    target.write_bytes(b'old')
+    with pytest.raises(NotOursError, match='not made by tifwriter'):
+        with atomic_output(target, overwrite=True) as tmp:
+            tmp.write_bytes(b'new')
     assert target.read_bytes() == b'old'
     assert os.listdir(tmp_path) == ['out.bin']
 

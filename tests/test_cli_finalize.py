@@ -102,6 +102,12 @@ def test_existing_output_and_overwrite(tmp_path, make_staging, run_cli):
     line = assert_clean_failure(run_cli('finalize', staging, out), 1)
     assert 'exists' in line and '--overwrite' in line
     assert out.read_text() == 'keep me'
+    # --overwrite replaces only a TIFF tifwriter wrote, never this file.
+    line = assert_clean_failure(run_cli('finalize', staging, out, '--overwrite'), 1)
+    assert 'was not made by tifwriter' in line
+    assert out.read_text() == 'keep me'
+    out.unlink()
+    assert run_cli('finalize', staging, out).exit_code == 0
     result = run_cli('finalize', staging, out, '--overwrite')
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:4] == b'II+\x00'

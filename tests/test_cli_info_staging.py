@@ -30,12 +30,12 @@ def test_text_report(staged, run_cli):
     result = run_cli('info', staged)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f'staging file  {staged}  (format v1, created ')
+    assert lines[0].startswith(f'staging file  {staged}  (format v2, created ')
     assert lines[1] == 'canvas        300 x 200 px, 1 channel(s), uint8, kind labels'
     assert lines[2] == 'spacing       0.5 x 0.5 um/px'
     assert lines[3] == 'tile size     512    fill 0    merge max'
     assert lines[4].startswith('fragments     1 published, ')
-    assert lines[5] == 'patches       3 (2 uniform), 0 source file(s) recorded'
+    assert lines[5] == 'patches       3 (2 uniform), 0 keyed contribution(s)'
     # 50*40 + 30*30 - 20*10 (the overlap) + 10*10
     written = 50 * 40 + 30 * 30 - 20 * 10 + 10 * 10
     assert lines[6] == f'written       {100 * written / 60000:.2f} % of the canvas ({written} px)'
@@ -55,10 +55,10 @@ def test_json_report_matches_the_canvas(staged, run_cli):
     assert report['written_pixels'] == int(covered.sum())
     assert canvas[~covered].max() == 0
     assert report['canvas'] == {
-        'width': 300, 'height': 200, 'channels': 1, 'dtype': 'uint8', 'spacing_x_um': 0.5,
-        'spacing_y_um': 0.5, 'tile_size': 512, 'fill': 0, 'merge': 'max', 'kind': 'labels',
+        'width': 300, 'height': 200, 'channels': 1, 'dtype': 'uint8', 'tile_size': 512, 'fill': 0, 'merge': 'max', 'kind': 'labels',
         'slide_downsample': 1.0,
     }
+    assert report['spacing_um'] == [0.5, 0.5]  # the key a TIFF's report uses too
     assert (report['patches'], report['uniform_patches'], report['fragments']['count']) == (3, 2, 1)
     assert report['bbox'] == {'x': 0, 'y': 20, 'x_end': 70, 'y_end': 200}
 
@@ -73,7 +73,7 @@ def test_report_after_an_ingest_and_with_a_leftover_temp_file(tmp_path, make_sta
     (tmp_path / f'{staging.name}.fragments' / '.tmp-host-1-abc.h5').write_bytes(b'partial')
     result = run_cli('info', staging)
     assert result.exit_code == 0
-    assert 'patches       3 (3 uniform), 3 source file(s) recorded' in result.stdout
+    assert 'patches       3 (3 uniform), 3 keyed contribution(s)' in result.stdout
     assert '1 unpublished temp file(s)' in result.stdout
     assert 'written       18.75 % of the canvas (768 px)' in result.stdout
     assert 'spacing       not set' in result.stdout
@@ -147,4 +147,4 @@ def test_repeated_source_records_are_reported(make_staging, run_cli):
         with tw.open_staging(staging) as writer:
             writer.write(0, 0, numpy.full((2, 2), value, numpy.uint8), source=('t_0_0.npy', 128, 1))
     result = run_cli('info', staging)
-    assert 'patches       1 (1 uniform), 1 source file(s) recorded, 1 repeated staging(s)' in result.stdout
+    assert 'patches       1 (1 uniform), 1 keyed contribution(s), 1 earlier staging(s) of them replaced' in result.stdout

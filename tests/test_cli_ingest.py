@@ -13,6 +13,7 @@ import pytest
 
 import tifwriter_cli as tw
 from tifwriter_cli.cli import cmd_ingest
+from tifwriter_cli.contribution import file_key
 from tifwriter_cli.ingest import DEFAULT_PATTERN
 
 from .cli_checks import assert_clean_failure, assert_usage_error
@@ -230,17 +231,17 @@ def test_sigterm_exits_143_keeping_what_was_staged(tmp_path, make_staging, run_c
 
     staging = make_staging(width=60, height=60)
     make_predictions(tmp_path / 'preds', 8, width=60, height=60)
-    original = ingest._stage_file
+    original = ingest.stage_file
     calls = []
 
     def stage_then_terminate(*args, **kwargs):
-        calls.append(args[2])
+        calls.append(file_key(args[1]))
         outcome = original(*args, **kwargs)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler's time limit would
         return outcome
 
-    monkeypatch.setattr(ingest, '_stage_file', stage_then_terminate)
+    monkeypatch.setattr(ingest, 'stage_file', stage_then_terminate)
     result = run_cli('ingest-npy-dir', staging, tmp_path / 'preds')
     assert result.exit_code == 143 and 'Traceback' not in result.output
     assert result.stderr.splitlines()[-1].startswith('tifwriter: error: terminated (SIGTERM)')

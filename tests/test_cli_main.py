@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy
 import pytest
 
 import tifwriter_cli
@@ -163,7 +164,7 @@ def test_verbose_shows_info_logs(run_cli, make_staging, tmp_path):
     assert 'tifwriter: info:' not in plain.stderr
     verbose = run_cli('-v', 'finalize', staging, tmp_path / 'b.tif')
     assert verbose.exit_code == 0
-    assert 'tifwriter: info: wrote ' in verbose.stderr
+    assert 'tifwriter: info: snapshot: ' in verbose.stderr  # ('wrote' is said once, on stdout)
 
 
 # -- error mapping ----------------------------------------------------------------------
@@ -183,6 +184,8 @@ def test_ctrl_c_exits_130_and_leaves_no_output(run_cli, make_staging, tmp_path, 
 
     monkeypatch.setattr(native.NativeEngine, 'write', interrupted)
     staging = make_staging(width=100, height=80)
+    with tifwriter_cli.open_staging(staging) as writer:  # (an empty canvas would add a warning)
+        writer.write(0, 0, numpy.ones((4, 4), numpy.uint8))
     result = run_cli('finalize', staging, tmp_path / 'out.tif')
     assert result.exit_code == 130
     assert result.stderr.strip() == 'tifwriter: interrupted'
@@ -206,3 +209,82 @@ def test_cli_md_documents_every_option(command):
                 command, param.opts)
         else:
             assert param.human_readable_name in section, (command, param.name)
+
+
+# -- messages in the user's words ------------------------------------------------------
+
+
+def test_api_words_in_the_library_flags_on_the_command_line(tmp_path, run_cli):
+    """The library says convert='clip'; the CLI says --convert clip, for the same failure."""
+    import tifwriter_cli as tw
+    from tifwriter_cli.errors import LossyConversionError
+
+    staging = tmp_path / 's.h5'
+    tw.create_staging(staging, tw.CanvasSpec(width=8, height=8))
+    numpy.save(tmp_path / 'p.npy', numpy.full((2, 2), 300, numpy.int32))
+    with tw.open_staging(staging) as writer, pytest.raises(LossyConversionError, match="convert='clip'"):
+        writer.write(0, 0, numpy.full((2, 2), 300, numpy.int32))
+    line = assert_clean_failure(run_cli('write-patch', staging, tmp_path / 'p.npy', '--x', 0, '--y', 0), 1)
+    assert '--convert clip' in line and "convert='" not in line
+
+
+def test_float_patch_on_labels_canvas_points_at_kind_probability(tmp_path, run_cli):
+    import tifwriter_cli as tw
+
+    staging = tmp_path / 'mask.h5'
+    tw.create_staging(staging, tw.CanvasSpec(width=8, height=8, kind='labels'))
+    numpy.save(tmp_path / 'p.npy', numpy.full((2, 2), 0.7, numpy.float32))
+    line = assert_clean_failure(run_cli('write-patch', staging, tmp_path / 'p.npy', '--x', 0, '--y', 0), 1)
+    assert 'tifwriter init --kind probability' in line and '--convert scale' not in line
+
+
+def test_nan_with_convert_scale_is_one_clean_line(tmp_path, run_cli):
+    import warnings
+
+    import tifwriter_cli as tw
+
+    staging = tmp_path / 'heat.h5'
+    tw.create_staging(staging, tw.CanvasSpec(width=8, height=8, kind='probability', dtype='uint8'))
+    numpy.save(tmp_path / 'p.npy', numpy.full((2, 2), numpy.nan, numpy.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # a numpy RuntimeWarning would fail here
+        result = run_cli('write-patch', staging, tmp_path / 'p.npy', '--x', 0, '--y', 0, '--convert', 'scale')
+    line = assert_clean_failure(result, 1)
+    assert 'cannot store NaN' in line and '--convert clip stores NaN as 0' in line
+
+
+def test_missing_staging_file_says_run_init_first(tmp_path, run_cli):
+    numpy.save(tmp_path / 'p.npy', numpy.ones((2, 2), numpy.uint8))
+    for args in (('write-patch', tmp_path / 'no.h5', tmp_path / 'p.npy', '--x', 0, '--y', 0),
+                 ('finalize', tmp_path / 'no.h5', tmp_path / 'o.tif'),
+                 ('info', tmp_path / 'no.h5')):
+        assert '`tifwriter init`' in assert_clean_failure(run_cli(*args), 1)
+
+
+def test_verbose_says_each_thing_once(tmp_path, run_cli):
+    import tifwriter_cli as tw
+
+    staging = tmp_path / 's.h5'
+    tw.create_staging(staging, tw.CanvasSpec(width=8, height=8, spacing_x=0.5))
+    with tw.open_staging(staging) as writer:
+        writer.write(0, 0, numpy.ones((2, 2), numpy.uint8))
+    result = run_cli('-v', 'finalize', staging, tmp_path / 'o.tif')
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines() + result.stderr.splitlines()
+    assert sum('wrote' in line for line in lines) == 1, lines
+    assert sum('patches from' in line or 'patch(es) from' in line for line in lines) == 1, lines
+
+
+def test_truncated_tiff_gives_one_line(tmp_path, run_cli):
+    import tifwriter_cli as tw
+
+    staging = tmp_path / 's.h5'
+    tw.create_staging(staging, tw.CanvasSpec(width=600, height=600))
+    with tw.open_staging(staging) as writer:
+        writer.write(0, 0, numpy.random.default_rng(0).integers(0, 9, (600, 600), dtype=numpy.uint8))
+    assert run_cli('finalize', staging, tmp_path / 'o.tif').exit_code == 0
+    data = (tmp_path / 'o.tif').read_bytes()
+    (tmp_path / 'cut.tif').write_bytes(data[: len(data) // 2])
+    result = run_cli('info', tmp_path / 'cut.tif')
+    assert 'Traceback' not in result.output
+    assert not [line for line in result.stderr.splitlines() if not line.startswith('tifwriter: ')], result.stderr

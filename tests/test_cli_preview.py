@@ -93,6 +93,12 @@ def test_existing_output_refused_then_overwritten(run_cli, halves, tmp_path):
     assert result.exit_code == 1
     assert 'exists' in one_error_line(result)
     assert out.read_bytes() == b'precious'
+    # --overwrite replaces only what tifwriter made: not this file ...
+    assert 'was not made by tifwriter' in one_error_line(run_cli('preview', halves, '-o', out, '--overwrite'))
+    assert out.read_bytes() == b'precious'
+    # ... but a preview it wrote, yes.
+    out.unlink()
+    assert run_cli('preview', halves, '-o', out).exit_code == 0
     assert run_cli('preview', halves, '-o', out, '--overwrite').exit_code == 0
     assert decode(out).shape[0] == 200
 
@@ -100,7 +106,7 @@ def test_existing_output_refused_then_overwritten(run_cli, halves, tmp_path):
 def test_output_cannot_be_the_input(run_cli, halves):
     result = run_cli('preview', halves, '-o', halves, '--overwrite')
     assert result.exit_code == 2
-    assert 'is the input itself' in one_error_line(result)
+    assert 'is also an input' in one_error_line(result)
 
 
 @pytest.mark.parametrize('case', ['missing', 'text', 'bad-slide', 'missing-slide'])

@@ -85,7 +85,7 @@ def test_convert_scale_and_clip(tmp_path, make_staging, run_cli):
     probabilities = numpy.array([[0.0, 0.5, 1.0, 0.25]])
     numpy.save(tmp_path / 'p.npy', probabilities)
     line = assert_clean_failure(run_cli('write-patch', staging, tmp_path / 'p.npy', '--x', 0, '--y', 0), 1)
-    assert str(tmp_path / 'p.npy') in line and 'convert "scale"' in line
+    assert str(tmp_path / 'p.npy') in line and '--convert scale' in line
     assert run_cli('write-patch', staging, tmp_path / 'p.npy', '--x', 0, '--y', 0, '--convert', 'scale').exit_code == 0
     numpy.save(tmp_path / 'big.npy', numpy.array([[-3, 300]]))
     assert run_cli('write-patch', staging, tmp_path / 'big.npy', '--x', 0, '--y', 1, '--convert', 'clip').exit_code == 0
@@ -192,9 +192,21 @@ def test_retried_write_patch_is_counted_once(tmp_path, run_cli, make_staging):
     staging = make_staging(width=4, height=1, merge='mean')
     _np.save(tmp_path / 'a.npy', _np.full((1, 4), 10, _np.uint8))
     _np.save(tmp_path / 'b.npy', _np.full((1, 2), 20, _np.uint8))
-    for name in ('a', 'b', 'a'):
+    for name in ('a', 'b'):
         assert run_cli('write-patch', staging, tmp_path / f'{name}.npy', '--x', '0', '--y', '0').exit_code == 0
-    # The same file at another place is a different write.
-    assert run_cli('write-patch', staging, tmp_path / 'b.npy', '--x', '2', '--y', '0').exit_code == 0
+    retried = run_cli('write-patch', staging, tmp_path / 'a.npy', '--x', '0', '--y', '0')
+    assert retried.exit_code == 0
+    assert retried.stdout.strip() == f'{tmp_path / "a.npy"}: already staged at x=0, y=0 (unchanged since): nothing to do'
+    with _tw.read_staging(staging) as snapshot:
+        assert snapshot.read_canvas()[0, :, 0].tolist() == [15, 15, 10, 10]
+    # The same file at another place is the same contribution, moved (a
+    # corrected --x): it replaces its earlier staging, and says so.
+    moved = run_cli('write-patch', staging, tmp_path / 'b.npy', '--x', '2', '--y', '0')
+    assert moved.exit_code == 0
+    assert moved.stdout.rstrip().endswith('replacing its earlier staging (x=0, y=0, convert exact)')
+    with _tw.read_staging(staging) as snapshot:
+        assert snapshot.read_canvas()[0, :, 0].tolist() == [10, 10, 15, 15]
+    # Distinct --key values place one file at several positions.
+    assert run_cli('write-patch', staging, tmp_path / 'b.npy', '--x', '0', '--y', '0', '--key', 'b-left').exit_code == 0
     with _tw.read_staging(staging) as snapshot:
         assert snapshot.read_canvas()[0, :, 0].tolist() == [15, 15, 15, 15]

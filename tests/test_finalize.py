@@ -429,6 +429,11 @@ def test_existing_output_refused_then_overwritten(tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError):
         finalize(tmp_path / 's.h5', out)
     assert out.read_bytes() == b'precious'
+    with pytest.raises(OutputExistsError, match='not made by tifwriter'):
+        finalize(tmp_path / 's.h5', out, overwrite=True)
+    assert out.read_bytes() == b'precious'
+    out.unlink()
+    finalize(tmp_path / 's.h5', out)
     finalize(tmp_path / 's.h5', out, overwrite=True)
     assert out.read_bytes()[:4] == b'II+\x00'
 
@@ -462,7 +467,7 @@ def test_options_checked_before_any_work(tmp_path: Path) -> None:
         with pytest.raises(InvalidOptionError):
             finalize(tmp_path / 's.h5', out, **options)
         assert not out.exists()
-    with pytest.raises(InvalidOptionError, match='staging file itself'):
+    with pytest.raises(InvalidOptionError, match='is also an input'):
         finalize(tmp_path / 's.h5', tmp_path / 's.h5', overwrite=True)
     assert (tmp_path / 's.h5').read_bytes()[:4] == b'\x89HDF'
     with pytest.raises(StagingNotFoundError):

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tifwriter_cli as tw
 from tifwriter_cli import npyfile
+from tifwriter_cli.contribution import file_key
 from tifwriter_cli.errors import InvalidOptionError, PatchError, SourceFileError
 from tifwriter_cli.ingest import (
     DEFAULT_PATTERN,
@@ -361,7 +362,7 @@ def test_changed_file_is_staged_again(tmp_path, make_staging):
     assert (canvas_of(staging)[:10, :12, 0] == 2).all()
 
 
-def test_patches_wholly_outside_are_recorded_and_not_restaged(tmp_path, make_staging):
+def test_patches_wholly_outside_are_not_recorded(tmp_path, make_staging):
     staging = make_staging(width=100, height=100)
     preds = tmp_path / 'preds'
     preds.mkdir()
@@ -369,8 +370,12 @@ def test_patches_wholly_outside_are_recorded_and_not_restaged(tmp_path, make_sta
     numpy.save(preds / 'b_-10_-10.npy', numpy.ones((10, 10), numpy.uint8))
     numpy.save(preds / 'c_95_-5.npy', numpy.full((10, 10), 3, numpy.uint8))
     report = ingest_npy_dir(staging, preds)
-    assert (report.staged, report.outside) == (3, 2)
-    assert ingest_npy_dir(staging, preds).skipped_already_staged == 3
+    assert (report.staged, report.outside) == (1, 2)
+    assert report.mostly_outside and not report.ok  # 2 of 3 fell outside
+    again = ingest_npy_dir(staging, preds)
+    assert (again.staged, again.skipped_already_staged, again.outside) == (0, 1, 2)
+    with tw.read_staging(staging) as snapshot:
+        assert set(snapshot.contributions) == {file_key(preds / 'c_95_-5.npy')}
     expected = reference_canvas(width=100, height=100, writes=[(95, -5, numpy.full((10, 10), 3))])
     numpy.testing.assert_array_equal(canvas_of(staging), expected)
 
@@ -422,7 +427,9 @@ def test_recursive_and_path_patterns(tmp_path, make_staging):
     row = canvas_of(deep)[0, :, 0]
     assert list(row[::5]) == [1, 0, 2, 0, 3, 0, 0, 0, 0, 0]
     with tw.read_staging(deep) as snapshot:
-        assert {s[0] for s in snapshot.sources} == {'top_0_0.npy', 'run1/a_10_0.npy', 'run2/deep/b_20_0.npy'}
+        assert {s[0] for s in snapshot.sources} == {
+            file_key(preds / p) for p in ('top_0_0.npy', 'run1/a_10_0.npy', 'run2/deep/b_20_0.npy')
+        }
     by_path = make_staging(width=50, height=10)
     assert ingest_npy_dir(by_path, preds, pattern='run1/*_{x}_{y}.npy').staged == 1
     assert canvas_of(by_path)[0, 10, 0] == 2
@@ -610,7 +617,6 @@ def test_parse_shard_refuses(text):
     'env, expected',
     [
         ({}, None),
-        ({'SLURM_ARRAY_TASK_ID': '3'}, None),
         ({'SLURM_ARRAY_TASK_ID': '3', 'SLURM_ARRAY_TASK_COUNT': '8'}, (3, 8)),
         ({'SLURM_ARRAY_TASK_ID': '1', 'SLURM_ARRAY_TASK_COUNT': '10', 'SLURM_ARRAY_TASK_MIN': '1'}, (0, 10)),
         ({'SLURM_ARRAY_TASK_ID': '10', 'SLURM_ARRAY_TASK_COUNT': '10', 'SLURM_ARRAY_TASK_MIN': '1'}, (9, 10)),
@@ -628,13 +634,15 @@ def test_shard_from_slurm_environment(env, expected):
 @pytest.mark.parametrize(
     'env',
     [
+        {'SLURM_ARRAY_TASK_ID': '3'},
         {'SLURM_ARRAY_TASK_ID': 'x', 'SLURM_ARRAY_TASK_COUNT': '8'},
         {'SLURM_ARRAY_TASK_ID': '9', 'SLURM_ARRAY_TASK_COUNT': '8'},  # e.g. --array=1,5,9
         {'SLURM_ARRAY_TASK_ID': '0', 'SLURM_ARRAY_TASK_COUNT': '8', 'SLURM_ARRAY_TASK_MIN': '1'},
     ],
 )
 def test_shard_from_unusable_slurm_environment(env):
-    with pytest.raises(InvalidOptionError, match='--shard'):
+    """(A task id without a count would otherwise stage every file in every task.)"""
+    with pytest.raises(InvalidOptionError, match='shard'):
         shard_from_environment(env)
 
 
@@ -777,4 +785,4 @@ def test_a_file_name_that_is_not_utf8_fails_alone(tmp_path, make_staging):
     assert report.staged == 1
     assert report.failures == [(raw_name, 'the file name is not valid UTF-8; rename the file')]
     with tw.read_staging(staging) as snapshot:
-        assert {s[0] for s in snapshot.sources} == {'é_3_4.npy'}
+        assert {s[0] for s in snapshot.sources} == {file_key(preds / 'é_3_4.npy')}

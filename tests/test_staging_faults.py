@@ -19,8 +19,12 @@ import numpy
 import pytest
 
 import tifwriter_cli as tw
+from tifwriter_cli.staging.layout import READABLE_FORMAT_VERSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: A format version no tifwriter wrote (this one reads READABLE_FORMAT_VERSIONS).
+UNKNOWN_VERSION = max(READABLE_FORMAT_VERSIONS) + 1
 
 
 def run_tifwriter(*args, preexec_fn=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
@@ -322,6 +326,9 @@ def one_fragment(make_staging, tmp_path):
 def _damage(fragment: Path, how: str) -> None:
     import h5py
 
+    from tifwriter_cli.staging.fragment import read_fragment_tables
+    from tifwriter_cli.staging.integrity import tables_checksum
+
     with h5py.File(fragment, 'r+') as h5:
         index = h5['index'][()]
         if how == 'smaller dataset':
@@ -341,10 +348,13 @@ def _damage(fragment: Path, how: str) -> None:
         elif how == 'no index':
             del h5['index']
         elif how == 'fragment version':
-            h5.attrs['format_version'] = 2
+            h5.attrs['format_version'] = UNKNOWN_VERSION
         if how in ('missing source record', 'huge width', 'value beyond dtype'):
+            # Rows that are wrong yet consistent with their checksum (a buggy
+            # or hand-made writer): validation, not the checksum, must refuse them.
             del h5['index']
             h5['index'] = index
+            h5.attrs['tables_crc32'] = tables_checksum(index, read_fragment_tables(h5)[1])
 
 
 DAMAGES = {
@@ -354,8 +364,8 @@ DAMAGES = {
     'missing source record': 'source record 5',
     'huge width': 'outside the 256 x 128 canvas',
     'value beyond dtype': 'uniform value',
-    'no index': 'incomplete or damaged',
-    'fragment version': 'fragment format version 2',
+    'no index': 'its tables are incomplete',
+    'fragment version': f'fragment format version {UNKNOWN_VERSION}',
 }
 
 
@@ -396,7 +406,7 @@ def test_damaged_blosc_chunk_named_by_finalize_and_preview(make_staging, run_cli
     assert not list(tmp_path.glob('o.*')) and not list(tmp_path.glob('.o.*'))
 
 
-@pytest.mark.parametrize('value', [1.5, 'abc', numpy.array([1, 2]), 2, None])
+@pytest.mark.parametrize('value', [1.5, 'abc', numpy.array([1, 2]), UNKNOWN_VERSION, None])
 def test_staging_format_version_checked_strictly(make_staging, run_cli, value):
     import h5py
 
@@ -409,7 +419,7 @@ def test_staging_format_version_checked_strictly(make_staging, run_cli, value):
         else:
             h5.attrs['format_version'] = value
     line = assert_clean_failure(run_cli('info', staging), 1)
-    assert 'staging format version' in line and 'reads version 1' in line, line
+    assert 'staging format version' in line and 'reads versions 1, 2' in line, line
 
 
 def test_bit_flips_in_a_staging_header_never_crash(make_staging, tmp_path):
@@ -453,7 +463,7 @@ def test_ctrl_c_swallowed_by_a_cleanup_callback_still_ends_the_run(make_staging,
     patches.mkdir()
     for k in range(3):
         numpy.save(patches / f'p_{k * 10}_0.npy', numpy.full((4, 4), k + 1, numpy.uint8))
-    original = ingest._stage_file
+    original = ingest.stage_file
 
     class Handle:
         pass
@@ -465,7 +475,7 @@ def test_ctrl_c_swallowed_by_a_cleanup_callback_still_ends_the_run(make_staging,
         del handle  # the callback runs now; the handler raises inside it
         return outcome
 
-    monkeypatch.setattr(ingest, '_stage_file', stage_then_interrupt_inside_a_callback)
+    monkeypatch.setattr(ingest, 'stage_file', stage_then_interrupt_inside_a_callback)
     result = run_cli('ingest-npy-dir', staging, patches)
     assert result.exit_code == 130, result.output
     assert 'tifwriter: interrupted' in result.stderr
@@ -510,7 +520,9 @@ def test_overwrite_of_a_symlinked_output_replaces_the_link_not_its_target(make_s
     elsewhere = tmp_path / 'elsewhere'
     elsewhere.mkdir()
     target = elsewhere / 'kept.tif'
-    target.write_bytes(b'not ours')
+    # A TIFF of tifwriter's own (--overwrite refuses to replace anything else).
+    assert run_cli('finalize', staging, target).exit_code == 0
+    kept = target.read_bytes()
     link = tmp_path / 'out.tif'
     link.symlink_to(target)
     refused = run_cli('finalize', staging, link)
@@ -518,7 +530,7 @@ def test_overwrite_of_a_symlinked_output_replaces_the_link_not_its_target(make_s
     result = run_cli('finalize', staging, link, '--overwrite')
     assert result.exit_code == 0, result.output
     assert not link.is_symlink() and link.is_file()
-    assert target.read_bytes() == b'not ours'
+    assert target.read_bytes() == kept
     import tifffile
 
     with tifffile.TiffFile(link) as tif:

@@ -164,7 +164,7 @@ def test_bad_patches_are_refused_before_anything_is_stored(make_staging):
             staging.write(0, 0, numpy.ones((5, 5), numpy.uint8))
         with pytest.raises(tw.errors.PatchError, match='4 channels'):
             staging.write(0, 0, numpy.ones((5, 5, 4), numpy.uint8))
-        with pytest.raises(tw.errors.LossyConversionError, match='scale'):
+        with pytest.raises(tw.errors.LossyConversionError, match="kind='probability'"):
             staging.write(0, 0, numpy.full((5, 5, 3), 0.5))
         with pytest.raises(tw.errors.LossyConversionError, match='do not fit'):
             staging.write(0, 0, numpy.full((5, 5, 3), 300, numpy.int32))

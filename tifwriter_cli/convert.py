@@ -48,9 +48,12 @@ def as_canvas_patch(
         array = array[:, :, numpy.newaxis]
     elif array.ndim == 3:
         if array.shape[2] != spec.channels:
+            hint = ''
+            if array.shape[0] == spec.channels:
+                hint = '; it looks channel-first (C, H, W): pass array.transpose(1, 2, 0)'
             raise PatchError(
                 f'patch has {array.shape[2]} channels (shape {array.shape}) but the '
-                f'canvas has {spec.channels}'
+                f'canvas has {spec.channels}{hint}'
             )
     else:
         raise PatchError(f'patch must be 2-D (H, W) or 3-D (H, W, C), got shape {array.shape}')
@@ -68,7 +71,7 @@ def as_canvas_patch(
             return _scaled(array, target)
         if convert == 'clip':
             return _clipped(array, target)
-        return _exact(array, target)
+        return _exact(array, target, labels=spec.kind == 'labels')
 
 
 def _overflowing(array: numpy.ndarray, target: numpy.dtype) -> float | None:
@@ -81,7 +84,7 @@ def _overflowing(array: numpy.ndarray, target: numpy.dtype) -> float | None:
     return None
 
 
-def _exact(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
+def _exact(array: numpy.ndarray, target: numpy.dtype, *, labels: bool = False) -> numpy.ndarray:
     if numpy.can_cast(array.dtype, target, casting='safe'):
         return array.astype(target)
     if array.size == 0:
@@ -91,7 +94,7 @@ def _exact(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
         if too_large is not None:
             raise LossyConversionError(
                 f'patch values up to {too_large:g} exceed the {target} range '
-                f'(±{float(numpy.finfo(target).max):.4g}); use convert "clip" to clip them'
+                f"(±{float(numpy.finfo(target).max):.4g}); use convert='clip' to clip them"
             )
         converted = array.astype(target)
         same = converted.astype(array.dtype) == array
@@ -100,7 +103,7 @@ def _exact(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
         if not same.all():
             raise LossyConversionError(
                 f'patch values ({array.dtype}) cannot be stored as {target} without loss '
-                '(use convert "clip" to round)'
+                "(use convert='clip' to round)"
             )
         return converted
     info = numpy.iinfo(target)
@@ -111,15 +114,24 @@ def _exact(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
             if numpy.isnan(array).all():
                 raise LossyConversionError(
                     f'patch holds only NaN, which a {target} canvas cannot store '
-                    '(use convert "clip" to store 0)'
+                    "(use convert='clip' to store 0)"
                 )
-            low, high = (float(numpy.nanmin(array)), float(numpy.nanmax(array)))
-            hint = (
-                ' (values look like probabilities 0..1: use convert "scale" to map them '
-                f'to 0..{info.max})'
-                if 0.0 <= low and high <= 1.0
-                else ' (use convert "clip" to round and clip)'
-            )
+            values = array[numpy.isfinite(array)]  # (nanmin warns on all-NaN data)
+            low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+            if labels:
+                # Scaling would turn probabilities into 256 "classes".
+                hint = (
+                    ": class labels are integers; for probabilities or heatmaps create the "
+                    "canvas with kind='probability' (float32), for labels saved as floats "
+                    "use convert='clip'"
+                )
+            elif 0.0 <= low and high <= 1.0:
+                hint = (
+                    " (values look like probabilities 0..1: use convert='scale' to map them "
+                    f'to 0..{info.max})'
+                )
+            else:
+                hint = " (use convert='clip' to round and clip)"
             raise LossyConversionError(
                 f'patch holds non-integer {array.dtype} values that a {target} canvas '
                 f'cannot store{hint}'
@@ -128,7 +140,7 @@ def _exact(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
     if low < info.min or high > info.max:
         raise LossyConversionError(
             f'patch values {low}..{high} do not fit {target} ({info.min}..{info.max}); '
-            'use convert "clip" to clip them'
+            "use convert='clip' to clip them"
         )
     return array.astype(target)
 
@@ -136,25 +148,27 @@ def _exact(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
 def _scaled(array: numpy.ndarray, target: numpy.dtype) -> numpy.ndarray:
     if array.dtype.kind != 'f':
         raise PatchError(
-            f'convert "scale" maps floats in 0..1; this patch is {array.dtype}'
+            f"convert='scale' maps floats in 0..1; this patch is {array.dtype}"
         )
     if target.kind == 'f':
         too_large = _overflowing(array, target)
         if too_large is not None:
             raise LossyConversionError(
-                f'convert "scale" stores a float canvas\'s values as they are; values up to '
+                "convert='scale' stores a float canvas's values as they are; values up to "
                 f'{too_large:g} exceed the {target} range (±{float(numpy.finfo(target).max):.4g})'
             )
         return array.astype(target)
-    if array.size and numpy.isnan(array).all():
-        raise LossyConversionError('convert "scale" cannot store NaN in an integer canvas')
-    if array.size and not (numpy.nanmin(array) >= 0.0 and numpy.nanmax(array) <= 1.0):
-        raise LossyConversionError(
-            'convert "scale" needs values in 0..1; this patch has '
-            f'{numpy.nanmin(array)}..{numpy.nanmax(array)}'
-        )
+    # NaN first: numpy's nanmin/nanmax warn on all-NaN data.
     if numpy.isnan(array).any():
-        raise LossyConversionError('convert "scale" cannot store NaN in an integer canvas')
+        raise LossyConversionError(
+            "convert='scale' cannot store NaN in an integer canvas "
+            "(convert='clip' stores NaN as 0; a float32 canvas keeps it)"
+        )
+    if array.size and not (array.min() >= 0.0 and array.max() <= 1.0):
+        raise LossyConversionError(
+            "convert='scale' needs values in 0..1; this patch has "
+            f'{array.min()}..{array.max()}'
+        )
     info = numpy.iinfo(target)
     return numpy.rint(array.astype(numpy.float64) * info.max).astype(target)
 

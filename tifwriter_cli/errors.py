@@ -27,6 +27,8 @@ __all__ = [
     'NotATiffError',
     'EngineUnavailableError',
     'SlideReadError',
+    'CorruptFragmentError',
+    'NotOursError',
 ]
 
 #: Exit codes, documented in docs/troubleshooting.md.
@@ -116,10 +118,15 @@ class StagingReplacedError(TifwriterError, ValueError):
     had it open; the writer's patches belong to the old canvas."""
 
 
-class StagingDamagedError(NotAStagingFileError):
-    """A published fragment is damaged or inconsistent (index, patch data)."""
-
-
 class StagingChangedError(TifwriterError, RuntimeError):
     """The staging unit changed under a reader's snapshot (a fragment was
     replaced by another file of the same name)."""
+
+
+class CorruptFragmentError(NotAStagingFileError):
+    """A published fragment is damaged or inconsistent (checksum
+    mismatch, truncated file, index rows that do not fit its data)."""
+
+
+class NotOursError(OutputExistsError):
+    """An output path holds a file tifwriter did not make: never replaced."""

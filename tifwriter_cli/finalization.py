@@ -124,7 +124,8 @@ def finalize(
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidOptionError(f'workers must be a positive integer, got {workers!r}')
-    out_path = check_output_path(out, overwrite=overwrite)
+    staging_input = staging if isinstance(staging, (str, os.PathLike)) else None
+    out_path = check_output_path(out, overwrite=overwrite, inputs=(staging_input,))
     writer_engine = get_engine(engine)
 
     # -- the source ----------------------------------------------------------
@@ -133,8 +134,6 @@ def finalize(
         from .staging import read_staging
 
         staging_path = Path(staging)
-        if staging_path.exists() and out_path.exists() and os.path.samefile(staging_path, out_path):
-            raise InvalidOptionError(f'{out_path} is the staging file itself; choose another output')
         opened = source = read_staging(staging_path)
     else:
         source = staging
@@ -225,6 +224,9 @@ def _finalize_source(
     # A staging snapshot says what it took; in-memory sources have no such facts.
     fragments = len(source.fragment_paths) if hasattr(source, 'fragment_paths') else None
     patches = len(source.patches) if hasattr(source, 'patches') else None
+    if patches == 0:
+        warn('nothing is staged on this canvas: the TIFF holds only the fill value '
+             '(tifwriter info STAGING shows what was staged)')
     if fragments is not None:
         log.info(
             'snapshot: %d patches from %d fragments (writers may continue; patches published '
@@ -257,7 +259,7 @@ def _finalize_source(
         result = engine.write(source, tmp, options)
         file_bytes = tmp.stat().st_size
     seconds = time.monotonic() - started
-    log.info(
+    log.debug(  # (the CLI prints its own 'wrote' line: -v must not say it twice)
         'wrote %s: %d levels, %d tiles (%d stored) in %.1f s',
         out_path,
         len(result.levels),

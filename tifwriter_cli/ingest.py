@@ -23,11 +23,12 @@ Rules, chosen so that what users actually name files parses one way only:
   (warning), not staged; if *no* name matches, that is an error, since the
   pattern is then surely wrong.
 
-Ingest is idempotent: every staged file is recorded in the staging unit as
-(path relative to the directory, size, mtime_ns). A re-run skips recorded
-files, so a killed or failed ingest is simply run again; a file that changed
-since (new size or mtime) is staged again. Keep the same directory argument
-across runs: the record holds paths relative to it.
+Ingest is idempotent: every staged file is one contribution, keyed by its
+absolute real path (:mod:`tifwriter_cli.contribution`). A re-run skips files
+staged before with the same size, mtime and placement, so a killed or failed
+ingest is simply run again; a file that changed since, or a corrected run
+(other ``coords``, ``pattern`` or ``convert``), stages it again and replaces
+what it placed before. A file wholly outside the canvas is not recorded.
 
 Files are processed in sorted order. Every file is checked from its header
 before its data is read (see :mod:`tifwriter_cli.npyfile`).
@@ -38,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import re
 import signal
@@ -48,6 +48,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from .contribution import stage_file
 from .errors import InvalidOptionError, PatchError, SourceFileError, TifwriterError
 from .spec import CanvasSpec
 
@@ -74,8 +75,6 @@ DEFAULT_PATTERN = '*{x}_{y}.npy'
 ON_ERROR_CHOICES = ('stop', 'skip')
 COORDS_CHOICES = ('canvas', 'slide')
 PATCH_EXTENSIONS = ('.npy', '.npz')
-#: Coordinates beyond this are certainly a misparsed name, not a position.
-MAX_COORDINATE = 2**62
 
 _TOKEN_FIELD = 'field'
 _TOKEN_STAR = 'star'
@@ -189,8 +188,14 @@ def shard_from_environment(environ: Mapping[str, str] | None = None) -> tuple[in
     SLURM_ARRAY_TASK_STEP.
     """
     env = os.environ if environ is None else environ
-    if 'SLURM_ARRAY_TASK_ID' not in env or 'SLURM_ARRAY_TASK_COUNT' not in env:
+    if 'SLURM_ARRAY_TASK_ID' not in env:
         return None
+    if 'SLURM_ARRAY_TASK_COUNT' not in env:
+        # Staging every file in every array task would stage each file N times.
+        raise InvalidOptionError(
+            f"SLURM_ARRAY_TASK_ID={env['SLURM_ARRAY_TASK_ID']!r} is set but SLURM_ARRAY_TASK_COUNT "
+            'is not (an old SLURM?): pass shard=(I, N) for this task, or shard "all" to stage every file'
+        )
     names = ('SLURM_ARRAY_TASK_ID', 'SLURM_ARRAY_TASK_COUNT', 'SLURM_ARRAY_TASK_MIN', 'SLURM_ARRAY_TASK_STEP')
     try:
         task_id, count = int(env[names[0]]), int(env[names[1]])
@@ -234,17 +239,9 @@ def canvas_position(x: int, y: int, *, coords: str, spec: CanvasSpec) -> tuple[i
         raise InvalidOptionError(f'coords must be one of {", ".join(COORDS_CHOICES)}, got {coords!r}')
     if coords == 'canvas' or spec.slide_downsample == 1.0:
         return x, y
-    return _slide_to_canvas(x, spec.slide_downsample), _slide_to_canvas(y, spec.slide_downsample)
+    from .slide import slide_to_canvas
 
-
-def _slide_to_canvas(value: int, downsample: float) -> int:
-    quotient = value / downsample
-    nearest = round(quotient)
-    # A quotient meant to be integral (4096 / 4.0) may come out a hair off
-    # with downsamples like 0.1 that binary floats cannot hold exactly.
-    if abs(quotient - nearest) <= 1e-6:
-        return int(nearest)
-    return math.floor(quotient)
+    return slide_to_canvas(x, y, spec.slide_downsample)
 
 
 # -- termination ------------------------------------------------------------
@@ -289,12 +286,22 @@ class IngestReport:
     directory: str
     pattern: str
     shard: tuple[int, int] | None = None
+    #: The canvas (width, height) the files were staged on.
+    canvas: tuple[int, int] = (0, 0)
     #: Files whose name matched the pattern (all shards).
     matched: int = 0
-    #: Files staged now (including those wholly outside the canvas).
+    #: Files staged now (something of them landed on the canvas).
     staged: int = 0
-    #: Of ``staged``: wholly outside the canvas (recorded, no pixels kept).
+    #: Of ``staged``: files staged before (another placement or content),
+    #: whose earlier staging this one replaced.
+    replaced: int = 0
+    #: Files wholly outside the canvas: nothing landed, nothing recorded
+    #: (an earlier staging of such a file is withdrawn).
     outside: int = 0
+    #: Why the outside files fell outside, when their names say it:
+    #: 'slide' (they look like slide coordinates: coords='slide'),
+    #: 'swapped' (x and y look swapped in the pattern), or None.
+    outside_hint: str | None = None
     skipped_already_staged: int = 0
     skipped_other_shards: int = 0
     #: .npy/.npz files whose name does not match the pattern.
@@ -308,6 +315,8 @@ class IngestReport:
     interrupted: bool = False
     #: Bytes of array data read from the staged files.
     bytes_staged: int = 0
+    #: Bytes read from files that fell outside.
+    bytes_read: int = 0
     seconds: float = 0.0
 
     @property
@@ -316,7 +325,14 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        """No file failed, and the run did not mostly miss the canvas."""
+        return not self.failures and not self.mostly_outside
+
+    @property
+    def mostly_outside(self) -> bool:
+        """More than half of the files looked at (not already staged) fell
+        wholly outside the canvas: the positions are surely misread."""
+        return self.outside > 0 and 2 * self.outside > self.outside + self.staged
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -324,6 +340,7 @@ class IngestReport:
         data['failures'] = [{'path': p, 'error': m} for p, m in self.failures]
         data['failed'] = self.failed
         data['ok'] = self.ok
+        data['mostly_outside'] = self.mostly_outside
         return data
 
 
@@ -378,13 +395,14 @@ def ingest_npy_dir(
 
     with read_staging(staging) as snapshot:
         spec = snapshot.spec
-        already_staged = set(snapshot.sources)
+        current = dict(snapshot.contributions)
 
-    report = IngestReport(str(staging), str(root), pattern, shard)
+    report = IngestReport(str(staging), str(root), pattern, shard, (spec.width, spec.height))
     candidates = _matching_files(root, name_pattern, recursive or name_pattern.matches_relpath, report)
     report.matched = len(candidates)
     todo = [c for c in candidates if in_shard(c[0], shard)]
     report.skipped_other_shards = len(candidates) - len(todo)
+    outside: list[tuple[int, int, int, int]] = []  # name x, y and size of files that fell outside
 
     with open_staging(staging, publish_every_s=publish_every_s) as writer:
         for done, (relpath, x, y) in enumerate(todo, 1):
@@ -394,10 +412,7 @@ def ingest_npy_dir(
                 break
             path = root / relpath
             try:
-                outcome = _stage_file(
-                    writer, path, relpath, x, y, spec=spec, convert=convert,
-                    coords=coords, already_staged=already_staged,
-                )
+                outcome = stage_file(writer, path, x, y, coords=coords, convert=convert, current=current)
             except (SourceFileError, PatchError) as exc:
                 message = _without_path_prefix(str(exc), path)
                 report.failures.append((relpath, message))
@@ -406,64 +421,48 @@ def ingest_npy_dir(
                     report.stopped_early = True
                     break
             else:
-                if outcome is None:
+                if outcome.status == 'already':
                     report.skipped_already_staged += 1
+                elif outcome.status == 'outside':
+                    report.outside += 1
+                    report.bytes_read += outcome.nbytes
+                    outside.append((x, y, outcome.width, outcome.height))
+                    log.debug('%s: wholly outside the canvas, not staged', path)
                 else:
-                    nbytes, inside = outcome
                     report.staged += 1
-                    report.bytes_staged += nbytes
-                    report.outside += not inside
+                    report.replaced += outcome.status == 'replaced'
+                    report.bytes_staged += outcome.nbytes
             if progress is not None:
                 progress(done, len(todo))
+    report.outside_hint = _outside_hint(outside, spec, coords)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _stage_file(
-    writer: Any,
-    path: Path,
-    relpath: str,
-    x: int,
-    y: int,
-    *,
-    spec: CanvasSpec,
-    convert: str,
-    coords: str,
-    already_staged: set[tuple[str, int, int]],
-) -> tuple[int, bool] | None:
-    """Stage one file: (bytes read, inside the canvas), or None if staged before."""
-    from .npyfile import load_array
+def _outside_hint(
+    outside: list[tuple[int, int, int, int]], spec: CanvasSpec, coords: str
+) -> str | None:
+    """Why files fell outside, when their names say it: 'slide' (the names
+    look like slide coordinates: use coords='slide'), 'swapped' (x and y
+    look swapped in the pattern), or None."""
+    from .geometry import clip_to_canvas
 
-    try:
-        relpath.encode('utf-8')
-    except UnicodeEncodeError:
-        # The staging file records names as UTF-8; a name the filesystem
-        # holds as other bytes could not be recorded (and would sink the
-        # whole fragment at publish time).
-        raise SourceFileError(f'{path}: the file name is not valid UTF-8; rename the file') from None
-    before = _identity(path, relpath)
-    if before in already_staged:
+    if not outside:
         return None
-    if abs(x) > MAX_COORDINATE or abs(y) > MAX_COORDINATE:
-        raise SourceFileError(f'{path}: coordinates x={x}, y={y} in the name are out of range')
-    array = load_array(path, spec, convert=convert)
-    if _identity(path, relpath) != before:
-        # Still being written by the job producing it: the record would
-        # not describe what was read. The next run will take it.
-        raise SourceFileError(f'{path}: changed while being read (still being written?)')
-    canvas_x, canvas_y = canvas_position(x, y, coords=coords, spec=spec)
-    # Conversion errors (lossy values) are raised here, before anything is
-    # stored; the writer's own OSErrors (disk full) end the whole run.
-    inside = writer.write(canvas_x, canvas_y, array, convert=convert, source=before)
-    return array.nbytes, inside
 
+    def fraction_inside(place) -> float:
+        inside = sum(
+            clip_to_canvas(*place(x, y), w, h, spec.width, spec.height) is not None
+            for x, y, w, h in outside
+        )
+        return inside / len(outside)
 
-def _identity(path: Path, relpath: str) -> tuple[str, int, int]:
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise SourceFileError(f'{path}: cannot read: {exc.strerror or exc}') from None
-    return relpath, st.st_size, st.st_mtime_ns
+    if coords == 'canvas' and spec.slide_downsample > 1:
+        if fraction_inside(lambda x, y: canvas_position(x, y, coords='slide', spec=spec)) > 0.5:
+            return 'slide'
+    if fraction_inside(lambda x, y: canvas_position(y, x, coords=coords, spec=spec)) > 0.5:
+        return 'swapped'
+    return None
 
 
 def _matching_files(
@@ -503,7 +502,7 @@ def _matching_files(
     if not found:
         hint = ''
         if subdirectories and not recursive:
-            hint = f' ({subdirectories} subdirectories: use recursive / --recursive to search them)'
+            hint = f' ({subdirectories} subdirectories: use recursive=True to search them)'
         log.warning('no .npy/.npz file in %s%s', root, hint)
     return sorted(found)
 

@@ -141,7 +141,7 @@ def check_header(
         )
     if convert == 'scale' and dtype.kind != 'f' and spec.numpy_dtype.kind != 'f':
         raise PatchError(
-            f'{path}: convert "scale" maps floats in 0..1, this array is {dtype}'
+            f"{path}: convert='scale' maps floats in 0..1, this array is {dtype}"
         )
 
 

@@ -330,7 +330,7 @@ class _Source:
 
 def _open_source(path: str) -> _Source:
     if not os.path.exists(path):
-        raise StagingNotFoundError(f'{path} does not exist')
+        raise StagingNotFoundError(f'{path} does not exist (a staging file is created by create_staging())')
     if os.path.isdir(path):
         raise NotAStagingFileError(f'{path} is a directory, not a staging file or TIFF')
     from .report import sniff
@@ -602,10 +602,17 @@ def render_preview(
 
 
 def save_png(image: PreviewImage, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write the preview as PNG, atomically (refuses an existing ``out`` unless overwrite)."""
+    """Write the preview as PNG, atomically (refuses an existing ``out`` unless overwrite;
+    ``out`` must end in .png; see :func:`tifwriter_cli.atomic.check_output_path`)."""
     import imagecodecs
 
-    encoded = imagecodecs.png_encode(numpy.ascontiguousarray(image.pixels))
+    from . import __version__
+    from .atomic import check_output_path, png_with_software
+
+    check_output_path(out, overwrite=overwrite, suffix='.png')
+    encoded = png_with_software(
+        imagecodecs.png_encode(numpy.ascontiguousarray(image.pixels)), f'tifwriter {__version__}'
+    )
     with atomic_output(out, overwrite=overwrite) as tmp:
         tmp.write_bytes(encoded)
     return Path(out)

@@ -54,8 +54,8 @@ def describe_staging(path: str | os.PathLike) -> dict[str, Any]:
 def format_staging_report(r: dict[str, Any]) -> str:
     c = r['canvas']
     spacing = (
-        f"{c['spacing_x_um']:g} x {c['spacing_y_um']:g} um/px"
-        if c['spacing_x_um']
+        f"{r['spacing_um'][0]:g} x {r['spacing_um'][1]:g} um/px"
+        if r['spacing_um']
         else 'not set (the TIFF will carry no pixel size)'
     )
     bbox = r['bbox']
@@ -76,12 +76,17 @@ def format_staging_report(r: dict[str, Any]) -> str:
             '(writers running, or killed)'
             if r['fragments']['unpublished_temp_files']
             else ''
+        )
+        + (
+            f", {r['fragments']['withdrawn']} withdrawn (unstaged or compacted; gc deletes them)"
+            if r['fragments'].get('withdrawn')
+            else ''
         ),
         f"patches       {r['patches']} ({r['uniform_patches']} uniform), "
-        f"{r['source_files']} source file(s) recorded"
+        f"{r['source_files']} keyed contribution(s)"
         + (
-            f", {r['duplicate_source_rows_ignored']} repeated staging(s) of them ignored "
-            '(ingests that ran at once)'
+            f", {r['duplicate_source_rows_ignored']} earlier staging(s) of them replaced "
+            '(re-staged or withdrawn)'
             if r.get('duplicate_source_rows_ignored')
             else ''
         ),

@@ -494,12 +494,24 @@ def slide_to_canvas(x: Any, y: Any, downsample: float) -> tuple[Any, Any]:
             if factor.is_integer() and value.dtype.kind in 'iu':
                 result.append(numpy.floor_divide(value, int(factor)))
             else:
-                result.append(numpy.floor(value / factor).astype(numpy.int64))
+                quotient = value / factor
+                nearest = numpy.round(quotient)
+                snapped = numpy.where(numpy.abs(quotient - nearest) <= _INTEGRAL_TOLERANCE, nearest, quotient)
+                result.append(numpy.floor(snapped).astype(numpy.int64))
         elif factor.is_integer() and isinstance(value, (int, numpy.integer)):
             result.append(int(value) // int(factor))
         else:
-            result.append(math.floor(value / factor))
+            quotient = value / factor
+            nearest = round(quotient)
+            # A quotient meant to be integral (3 / 0.1) comes out a hair
+            # off with downsamples binary floats cannot hold exactly.
+            result.append(int(nearest) if abs(quotient - nearest) <= _INTEGRAL_TOLERANCE else math.floor(quotient))
     return result[0], result[1]
+
+
+#: How far from an integer a slide / downsample quotient may be and still be
+#: taken as that integer (float error of decimal downsamples like 0.1).
+_INTEGRAL_TOLERANCE = 1e-6
 
 
 def canvas_to_slide(cx: Any, cy: Any, downsample: float) -> tuple[Any, Any]:

@@ -80,7 +80,9 @@ def command(
         force=force,
         engine=engine,
     )
-    if report.patches is not None and not is_quiet(ctx):
+    # With -v the library's info line already said it.
+    verbose = (ctx.find_root().obj or {}).get('verbosity', 0) >= 1
+    if report.patches is not None and not is_quiet(ctx) and not verbose:
         click.echo(
             f'tifwriter: took {report.patches} patch(es) from the {report.fragments} fragment(s) '
             'published when finalize started (later ones are not included)',

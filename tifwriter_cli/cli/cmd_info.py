@@ -19,13 +19,13 @@ def command(path: str, as_json: bool) -> None:
     Exits non-zero when PATH is neither a valid staging file nor a TIFF the
     readers accept.
     """
+    import os
+
     from ..errors import StagingNotFoundError
     from ..report import describe_path
 
-    import os
-
     if not os.path.exists(path):
-        raise StagingNotFoundError(f'{path} does not exist')
+        raise StagingNotFoundError(f'{path} does not exist (a staging file is created by `tifwriter init`)')
     kind, report, text, exit_code = describe_path(path)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

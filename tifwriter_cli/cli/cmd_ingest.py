@@ -64,13 +64,17 @@ def command(
     (tile_2048_-512.npy, slide7_2048_512.npz). Files are staged in sorted
     order; a .npy/.npz whose name does not match is reported, not staged.
 
-    Idempotent: files already staged (same path, size and mtime) are skipped,
-    so an interrupted or failed run is simply run again. Any number of runs
-    may go on at once, on shards of DIR or even on the same files.
+    Idempotent: files already staged (same file, size, mtime and placement)
+    are skipped, so an interrupted or failed run is simply run again. A file
+    staged before with other content, or by a run with other --coords,
+    --pattern or --convert, is staged again and REPLACES its earlier staging
+    (one file is one contribution). Any number of runs may go on at once, on
+    shards of DIR or even on the same files.
 
     \b
     Exit status: 0 when every file was staged or already staged (also when
-    there was nothing new), 1 when any file failed, 2 for bad options,
+    there was nothing new), 1 when any file failed or when most files fell
+    wholly outside the canvas (one line says why), 2 for bad options,
     143 when stopped by SIGTERM (what was staged until then is kept).
 
     \b
@@ -103,6 +107,9 @@ def command(
             'terminated (SIGTERM): the files staged so far are kept; '
             'run the same command again to stage the rest'
         )
+    if report.mostly_outside:
+        click.echo(f'tifwriter: error: {outside_sentence(report)}', err=True)
+        ctx.exit(1)
     if not report.ok:
         # Each failure was logged as an error line naming its file.
         ctx.exit(1)
@@ -153,15 +160,36 @@ class _progress_bar:
             self._bar.close()
 
 
+#: What the library's outside_hint means, in CLI flags.
+_OUTSIDE_HINTS = {
+    'slide': 'their names look like slide coordinates: try --coords slide',
+    'swapped': 'x and y look swapped: try the pattern with {x} and {y} exchanged',
+}
+
+
+def outside_sentence(report: Any) -> str:
+    """'2183 of 2183 files fell wholly outside the 1875 x 1500 canvas; ...'"""
+    looked_at = report.outside + report.staged
+    width, height = report.canvas
+    sentence = (
+        f'{report.outside} of {looked_at} file(s) fell wholly outside the {width} x {height} '
+        'canvas (nothing of them was staged)'
+    )
+    hint = _OUTSIDE_HINTS.get(report.outside_hint or '')
+    if hint:
+        return f'{sentence}; {hint}'
+    return f'{sentence}; check --pattern, --coords and the canvas size (tifwriter info STAGING)'
+
+
 def format_summary(report: Any) -> str:
     """One line: what was staged, skipped, failed; volume and rate."""
     counts = [
-        f'{report.staged} staged',
+        f'{report.staged} staged' + (f' ({report.replaced} replacing their earlier staging)' if report.replaced else ''),
         f'{report.skipped_already_staged} already staged',
         f'{report.failed} failed',
     ]
     if report.outside:
-        counts.append(f'{report.outside} of the staged wholly outside the canvas')
+        counts.append(f'{report.outside} wholly outside the canvas (not staged)')
     if report.shard is not None:
         counts.append(
             f'shard {report.shard[0]}/{report.shard[1]} '

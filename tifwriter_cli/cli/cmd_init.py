@@ -69,9 +69,13 @@ def command(staging: str, overwrite: bool, **options: Any) -> None:
       tifwriter init mask.h5 --width 98304 --height 71680 --spacing 0.25 --kind labels
       tifwriter init heat.h5 --like slide.svs --downsample 16 --kind probability --merge mean
     """
+    from ..atomic import check_output_path
     from ..spec import CanvasSpec
     from ..staging import create_staging
 
+    # Before the slide is read: never replace the slide itself, or anything
+    # tifwriter did not make.
+    check_output_path(staging, overwrite=overwrite, inputs=(options.get('like'),))
     spec = CanvasSpec(**spec_fields_from_options(options))
     create_staging(staging, spec, overwrite=overwrite)
     click.echo(f'created {staging}: {describe_spec(spec)}')

@@ -59,15 +59,13 @@ def command(
     import os
 
     from ..atomic import check_output_path
-    from ..errors import InvalidOptionError, StagingNotFoundError
+    from ..errors import StagingNotFoundError
     from ..preview import render_preview, save_png
 
     if not os.path.exists(path):
-        raise StagingNotFoundError(f'{path} does not exist')
+        raise StagingNotFoundError(f'{path} does not exist (a staging file is created by `tifwriter init`)')
     # Refuse a bad output before the (possibly long) rendering.
-    out = check_output_path(output, overwrite=overwrite)
-    if out.exists() and os.path.samefile(out, path):
-        raise InvalidOptionError(f'output {output} is the input itself')
+    out = check_output_path(output, overwrite=overwrite, inputs=(path, overlay), suffix='.png')
     image = render_preview(path, size=size, overlay=overlay, alpha=alpha)
     save_png(image, out, overwrite=overwrite)
     legend = '' if image.width == image.map_width else f', picture {image.map_width}x{image.map_height} + legend'

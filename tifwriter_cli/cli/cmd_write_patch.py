@@ -6,6 +6,8 @@ what it needs, lazily (one call stays well under half a second).
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from .options import convert_opt, staging_arg
@@ -22,42 +24,60 @@ from .options import convert_opt, staging_arg
     help='canvas: X, Y are canvas pixels; slide: slide level-0 pixels, divided by the '
     'canvas downsample (floor).',
 )
-def command(staging: str, patch: str, x: int, y: int, convert: str, coords: str) -> None:
+@click.option(
+    '--key', default=None, metavar='TEXT',
+    help='Contribution key (default: the file\'s absolute path). Staging a key again '
+    'replaces its earlier staging; give distinct keys to place one file at several positions.',
+)
+def command(staging: str, patch: str, x: int, y: int, convert: str, coords: str, key: str | None) -> None:
     """Stage the array in PATCH (.npy, or .npz holding one array) with its
     top-left corner at X, Y.
 
     The part outside the canvas is cut off; a patch wholly outside stages
-    nothing and exits 0 with a warning. Exits 0 only once the patch is
-    durably published (a concurrent finalize or info sees it).
+    nothing and exits 0 saying so. Exits 0 only once the patch is durably
+    published (a concurrent finalize or info sees it).
+
+    One file is one contribution: staging the same file again (a retried
+    job, or ingest-npy-dir over its directory) REPLACES its earlier staging
+    when it was rewritten or is placed elsewhere, and does nothing when it is
+    unchanged at the same place.
     """
+    from ..contribution import stage_file
     from ..errors import PatchError
     from ..geometry import clip_to_canvas
-    from ..ingest import canvas_position
-    from ..npyfile import load_array
-    from ..staging import open_staging
+    from ..staging import open_staging, read_staging
 
+    # The file's current record, so a retried call (a requeued job) with the
+    # same unchanged file at the same place says so and changes nothing, and
+    # a call with another place or content replaces the earlier staging.
+    with read_staging(staging) as snapshot:
+        current = snapshot.contributions
     # publish_every_s=inf: this writer publishes exactly once, at close.
     with open_staging(staging, publish_every_s=float('inf')) as writer:
         spec = writer.spec
-        array = load_array(patch, spec, convert=convert)
-        canvas_x, canvas_y = canvas_position(x, y, coords=coords, spec=spec)
-        height, width = array.shape[:2]
-        # Recorded as a source so a retried call (a requeued job) with the
-        # same unchanged file at the same place is counted once. A patch
-        # wholly outside stages nothing, so it needs no record either.
-        inside = clip_to_canvas(canvas_x, canvas_y, width, height, spec.width, spec.height)
-        source = _source_record(patch, canvas_x, canvas_y) if inside else None
         try:
-            writer.write(canvas_x, canvas_y, array, convert=convert, source=source)
+            outcome = stage_file(
+                writer, patch, x, y, coords=coords, convert=convert, current=current, key=key
+            )
         except PatchError as exc:
             raise type(exc)(f'{patch}: {exc}') from None
-    placed = clip_to_canvas(canvas_x, canvas_y, width, height, spec.width, spec.height)
-    at = f'x={canvas_x}, y={canvas_y}' + (' (canvas px)' if coords == 'slide' else '')
+    at = f'x={outcome.x}, y={outcome.y}' + (' (canvas px)' if coords == 'slide' else '')
+    if outcome.status == 'already':
+        click.echo(f'{patch}: already staged at {at} (unchanged since): nothing to do')
+        return
+    width, height = outcome.width, outcome.height
+    placed = clip_to_canvas(outcome.x, outcome.y, width, height, spec.width, spec.height)
     if placed is None:
-        # The writer already logged a warning; say what happened on stdout too.
-        click.echo(f'{patch}: {width} x {height} at {at} is wholly outside the canvas: nothing staged')
+        withdrawn = ' (its earlier staging is withdrawn)' if outcome.previous_placement else ''
+        logging.getLogger('tifwriter_cli.cli.write_patch').warning(
+            '%s lies wholly outside the %d x %d canvas', patch, spec.width, spec.height
+        )
+        click.echo(f'{patch}: {width} x {height} at {at} is wholly outside the canvas: nothing staged{withdrawn}')
         return
     clipped = (placed.width, placed.height) != (width, height)
+    replaced = ''
+    if outcome.status == 'replaced':
+        replaced = f', replacing its earlier staging ({_placement_words(outcome.previous_placement)})'
     click.echo(
         f'staged {patch}: {width} x {height} at {at}'
         + (
@@ -66,11 +86,13 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, coords: str)
             if clipped
             else ''
         )
+        + replaced
     )
 
 
-def _source_record(patch: str, x: int, y: int) -> tuple[str, int, int]:
-    import os
-
-    stat = os.stat(patch)
-    return (f'{os.path.abspath(patch)}@{x},{y}', stat.st_size, stat.st_mtime_ns)
+def _placement_words(placement: str) -> str:
+    try:
+        x, y, convert = placement.split(',')
+    except ValueError:
+        return 'earlier version'
+    return f'x={x}, y={y}, convert {convert}'

@@ -12,6 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import EXIT_FAILURE, EXIT_TERMINATED, Terminated, TifwriterError
+from .wording import in_cli_words
 
 # Subcommand name -> module in this package defining ``command``. Loaded
 # only when invoked, so ``tifwriter --help`` never imports numpy or h5py.
@@ -23,6 +24,10 @@ SUBCOMMANDS = {
     'info': ('cmd_info', 'Report on a staging file or a TIFF; check reader compatibility.'),
     'preview': ('cmd_preview', 'Render a PNG thumbnail of a staging file or TIFF.'),
     'demo': ('cmd_demo', 'Run the whole pipeline on a synthetic slide.'),
+    'unstage': ('cmd_unstage', 'Withdraw staged patches by source glob or fragment.'),
+    'gc': ('cmd_gc', 'Remove temp files of dead writers and killed commands.'),
+    'compact': ('cmd_compact', 'Fold the published fragments into one.'),
+    'verify': ('cmd_verify', 'Re-read every staged patch and check its checksum.'),
 }
 
 
@@ -51,7 +56,7 @@ class LazyGroup(click.Group):
             click.echo('tifwriter: terminated (SIGTERM); no output was left half-written', err=True)
             ctx.exit(EXIT_TERMINATED)
         except TifwriterError as exc:
-            click.echo(f'tifwriter: error: {_one_line(exc)}', err=True)
+            click.echo(f'tifwriter: error: {in_cli_words(_one_line(exc))}', err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             # Disk full, permission denied, ...: the environment, not a bug.
@@ -133,7 +138,7 @@ def _interrupts_never_swallowed():
 
 class _OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f'tifwriter: {record.levelname.lower()}: {_one_line(record.getMessage())}'
+        return f'tifwriter: {record.levelname.lower()}: {in_cli_words(_one_line(record.getMessage()))}'
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -144,6 +149,8 @@ def _configure_logging(verbosity: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # tifffile logs damaged files itself; our one-line errors say it better.
+    logging.getLogger('tifffile').setLevel(logging.CRITICAL)
 
 
 @click.group(cls=LazyGroup, context_settings={'help_option_names': ['-h', '--help']})

@@ -22,7 +22,7 @@ from ..errors import (
 )
 from ..spec import CanvasSpec
 from .h5io import GuardedFile, create_hdf5, text_attribute
-from .layout import FORMAT_NAME, FORMAT_VERSION, fragments_dir
+from .layout import FORMAT_NAME, FORMAT_VERSION, READABLE_FORMAT_VERSIONS, fragments_dir
 
 __all__ = ['create_staging', 'read_canvas', 'StagingHeader']
 
@@ -57,6 +57,8 @@ def create_staging(
     if not overwrite and (path.exists() or frag_dir.exists()):
         what = path if path.exists() else frag_dir
         raise OutputExistsError(f'{what} exists (use --overwrite to replace it)')
+    if overwrite and frag_dir.exists():
+        _check_fragments_are_ours(frag_dir)
     uid = uuid.uuid4().hex
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     replaced = None
@@ -89,13 +91,27 @@ def create_staging(
     return StagingHeader(path, spec, uid, created, f'tifwriter {__version__}')
 
 
+def _check_fragments_are_ours(frag_dir: Path) -> None:
+    """--overwrite removes the old fragments: only if that is all the folder holds."""
+    from .layout import is_fragment_name
+
+    if not frag_dir.is_dir():
+        raise OutputExistsError(f'{frag_dir} exists and is not a fragments directory; move it away')
+    foreign = [name for name in os.listdir(frag_dir) if not is_fragment_name(name)]
+    if foreign:
+        raise OutputExistsError(
+            f'{frag_dir} holds files tifwriter did not write (e.g. {foreign[0]!r}); '
+            '--overwrite would delete them: move them away first'
+        )
+
+
 def read_canvas(path: str | os.PathLike) -> StagingHeader:
     """Open and validate a staging file; return its header."""
     import h5py
 
     path = Path(path)
     if not path.exists():
-        raise StagingNotFoundError(f'staging file {path} does not exist')
+        raise StagingNotFoundError(f'staging file {path} does not exist: create it first with create_staging()')
     if path.is_dir():
         raise NotAStagingFileError(f'{path} is a directory, not a staging file')
     try:
@@ -134,18 +150,19 @@ def _read_header(h5: Any, path: Path) -> StagingHeader:
 
 
 def check_format_version(value: object, *, what: str) -> None:
-    """Refuse any ``format_version`` but exactly this tifwriter's (an integer,
-    not 1.5 or "1" or an array), with one line saying ``what`` has which."""
+    """Refuse any ``format_version`` this tifwriter does not read (an integer
+    of READABLE_FORMAT_VERSIONS, not 1.5 or "1" or an array), with one line
+    saying ``what`` has which."""
     if isinstance(value, numpy.ndarray) and value.shape == ():
         value = value[()]
     if isinstance(value, numpy.generic):
         value = value.item()
-    ok = isinstance(value, int) and not isinstance(value, bool) and value == FORMAT_VERSION
+    ok = isinstance(value, int) and not isinstance(value, bool) and value in READABLE_FORMAT_VERSIONS
     if not ok:
         shown = 'none' if value is None else repr(value) if not isinstance(value, numpy.ndarray) else f'an array {value.tolist()!r}'[:80]
         raise StagingVersionError(
-            f'{what} version {shown}; this tifwriter reads version {FORMAT_VERSION} '
-            '(use the tifwriter that created it)'
+            f'{what} version {shown}; this tifwriter reads versions '
+            f'{", ".join(map(str, READABLE_FORMAT_VERSIONS))} (use the tifwriter that created it)'
         )
 
 

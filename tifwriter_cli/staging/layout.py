@@ -32,6 +32,8 @@ from ..errors import StagingWriteError
 __all__ = [
     'FORMAT_NAME',
     'FORMAT_VERSION',
+    'FRAGMENT_VERSION',
+    'READABLE_FORMAT_VERSIONS',
     'fragments_dir',
     'published_fragments',
     'temp_fragment_path',
@@ -40,8 +42,16 @@ __all__ = [
 ]
 
 FORMAT_NAME = 'tifwriter-staging'
-#: Bump when the on-disk layout changes incompatibly.
-FORMAT_VERSION = 1
+#: Bump when the on-disk layout changes incompatibly. Version 2: fragments
+#: carry checksums, contribution keys with placements, withdrawals and
+#: compacted fragments (an older tifwriter would misread those, so it must
+#: refuse the unit); version 1 units are still read (their fragments carry
+#: no checksums).
+FORMAT_VERSION = 2
+#: Staging unit versions this tifwriter reads.
+READABLE_FORMAT_VERSIONS = (1, 2)
+#: Version of the fragment files this tifwriter writes (attr ``fragment_version``).
+FRAGMENT_VERSION = 2
 
 _SEQUENCE_DIGITS = 10
 _PUBLISHED = re.compile(rf'^(\d{{{_SEQUENCE_DIGITS}}})\.h5$')
@@ -85,10 +95,20 @@ def published_fragments(directory: Path) -> list[tuple[int, Path]]:
     return found
 
 
+def is_fragment_name(name: str) -> bool:
+    """Whether a name in a fragments directory is one tifwriter writes there."""
+    return bool(_PUBLISHED.match(name)) or name.startswith(_TEMP_PREFIX)
+
+
+def host_tag() -> str:
+    """This host's name as temp fragment names carry it."""
+    return re.sub(r'[^A-Za-z0-9_]', '_', socket.gethostname())[:40]
+
+
 def temp_fragment_path(directory: Path) -> Path:
-    """A fresh, unique temp name for a fragment being written."""
-    host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname())[:40]
-    return directory / f'{_TEMP_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}.h5'
+    """A fresh, unique temp name for a fragment being written:
+    ``.tmp-HOST-PID-RANDOM.h5`` (gc tells a dead writer's by HOST and PID)."""
+    return directory / f'{_TEMP_PREFIX}{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.h5'
 
 
 def stale_temp_fragments(directory: Path) -> list[Path]:

@@ -6,9 +6,9 @@ It loads every fragment's small index table once and buckets the patches in
 a grid, so reading a region costs time in proportion to the patches that
 overlap it, not to the number of fragments or patches in the staging file.
 
-Source files staged more than once (two ingest runs racing on one
-directory) are counted once: the first publication of a source record
-wins, later rows carrying the same (path, size, mtime) are ignored.
+Each contribution key counts once: its last record in merge order
+(docs/staging-format.md, "Contributions"); fragments withdrawn by later ones
+are skipped unopened; checksums are checked as data is read (:mod:`.integrity`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,16 @@ from typing import Any, Iterator
 
 import numpy
 
-from ..errors import NotAStagingFileError, StagingChangedError, StagingDamagedError
+from ..errors import CorruptFragmentError, NotAStagingFileError, StagingChangedError
 from ..merge import new_accumulator
 from .canvasfile import StagingHeader, one_line, read_canvas
-from .fragment import CODEC_BLOSC_LZ4, CODEC_NONE
+from .fragment import (
+    CODEC_BLOSC_LZ4,
+    CODEC_NONE,
+    fragment_merge_order,
+    fragment_withdraws,
+)
+from .integrity import check_patch, corrupt
 from .layout import FORMAT_VERSION, fragments_dir, published_fragments, stale_temp_fragments
 from .validate import check_patch_dataset, load_fragment_tables, missing_pixels
 
@@ -43,6 +49,7 @@ PATCH_DTYPE = numpy.dtype(
         ('uniform', 'u1'),
         ('value', '<f8'),
         ('codec', 'u1'),
+        ('crc32', '<i8'),  # of the pixels; -1: not checksummed
     ]
 )
 
@@ -69,9 +76,34 @@ class StagingSnapshot:
                 f'{self.path} has no fragments directory {self.fragments_dir}'
             )
         self.opened_at = datetime.datetime.now(datetime.timezone.utc)
-        self.fragment_paths: list[Path] = [p for _, p in published_fragments(self.fragments_dir)]
         self._open: collections.OrderedDict[int, Any] = collections.OrderedDict()
         self._descriptors: collections.OrderedDict[int, int] = collections.OrderedDict()
+        self._verified: set[tuple[int, int]] = set()  # (fragment, row) whose checksum matched
+        # A fragment may vanish between listing and opening: `compact`
+        # publishes its replacement first, then deletes it. Listing again
+        # then sees the replacement.
+        for attempt in range(_SNAPSHOT_ATTEMPTS):
+            try:
+                self._take_snapshot()
+                break
+            except _FragmentVanished:
+                self.close()
+                if attempt == _SNAPSHOT_ATTEMPTS - 1:
+                    raise NotAStagingFileError(
+                        f'{self.fragments_dir}: fragments keep vanishing while being opened'
+                    ) from None
+
+    def _take_snapshot(self) -> None:
+        published = published_fragments(self.fragments_dir)
+        self.fragment_paths: list[Path] = [p for _, p in published]
+        self.fragment_sequences: list[int] = [n for n, _ in published]
+        #: Sequence numbers of published fragments withdrawn by later ones
+        #: (or folded twice): never read, gc deletes them.
+        self.withdrawn_fragments: list[int] = []
+        #: key -> (key, size, mtime_ns, placement) of each current contribution.
+        self.contributions: dict[str, tuple[str, int, int, str]] = {}
+        #: Row in :attr:`patches` -> the key record of the contribution it is.
+        self.patch_keys: dict[int, tuple[str, int, int, str]] = {}
         self.sources: set[tuple[str, int, int]] = set()
         self.duplicate_rows = 0
         #: Fragments of another staging unit, skipped (see validate.py).
@@ -84,45 +116,84 @@ class StagingSnapshot:
 
     # -- loading ---------------------------------------------------------
     def _load_index(self) -> numpy.ndarray:
-        tables = []
-        sourced_rows = []  # per table: rows that carry a source record
-        # source key -> (table number, row in that table) of its LAST staging
-        last_staged: dict[tuple[str, int, int], tuple[int, int]] = {}
-        for number, path in enumerate(self.fragment_paths):
+        # Newest first: which fragments later ones withdraw (unstage
+        # --fragment, compact). A withdrawn fragment is never opened, so a
+        # damaged one stops blocking reads once it is unstaged. Each live
+        # fragment is opened once, its tables read and checked.
+        withdrawn: set[int] = set()
+        folded: set[int] = set()  # withdrawn by live folds (compacted fragments)
+        loaded: list[tuple[int, int, numpy.ndarray, list]] = []  # (merge order, number, index, sources)
+        for number in reversed(range(len(self.fragment_paths))):
+            sequence = self.fragment_sequences[number]
+            if sequence in withdrawn:
+                continue
+            path = self.fragment_paths[number]
             h5 = self._fragment(number)
             tables_read = load_fragment_tables(h5, path=path, spec=self.spec, staging_uid=self.header.uid)
             if tables_read is None:  # another staging unit's (logged)
                 self.skipped_fragments.append(path)
                 continue
             index, sources = tables_read
+            withdraws = {n for n in fragment_withdraws(h5) if n < sequence}
+            is_fold = 'merge_order' in h5.attrs
+            if is_fold and withdraws & folded:
+                # Two compactions ran at once and folded the same fragments:
+                # the one published later wins, this one is ignored.
+                withdrawn.add(sequence)
+                continue
+            withdrawn |= withdraws
+            if is_fold:
+                folded |= withdraws
+            try:
+                # Held from now on: the file may be deleted (compacted) while we read.
+                self._descriptor(number)
+            except FileNotFoundError:
+                raise _FragmentVanished(path) from None
+            loaded.append((fragment_merge_order(h5, sequence), number, index, sources))
+        self.withdrawn_fragments = sorted(withdrawn & set(self.fragment_sequences))
+        loaded.sort(key=lambda item: (item[0], self.fragment_sequences[item[1]]))
+        tables = []
+        sourced_rows = []  # per table: rows that carry a key
+        # key -> (table number, row, record) of its LAST staging in merge order
+        last_staged: dict[str, tuple[int, int, tuple[str, int, int, str]]] = {}
+        for _, number, index, sources in loaded:
             table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
             table['fragment'] = number
             table['number'] = numpy.arange(len(index))
-            for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec'):
+            for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec', 'crc32'):
                 table[field] = index[field]
             sourced_rows.append(numpy.flatnonzero(index['source'] >= 0))
             for row_number in sourced_rows[-1]:
-                key = sources[int(index['source'][row_number])]
-                if key in last_staged:
+                record = sources[int(index['source'][row_number])]
+                if record[0] in last_staged:
                     self.duplicate_rows += 1
-                last_staged[key] = (len(tables), int(row_number))
+                last_staged[record[0]] = (len(tables), int(row_number), record)
             tables.append(table)
         if not tables:
             return numpy.zeros(0, dtype=PATCH_DTYPE)
-        self.sources = set(last_staged)
-        # A source staged twice (a retried job, two runs racing on one
-        # directory) counts once: its last copy, so 'mean' is not skewed and
-        # 'overwrite' still sees the last write last.
-        # Rows of zero size only record a source (a patch wholly outside).
+        # One key, one contribution (docs/staging-format.md): only the last
+        # record of a key counts, under every merge rule, so a retried job,
+        # a rewritten file or a corrected re-run replaces what came before;
+        # a last record of zero size is a withdrawal (nothing landed).
         keep = [(t['width'] > 0) & (t['height'] > 0) for t in tables]
-        if self.duplicate_rows:
-            for table_number, rows in enumerate(sourced_rows):
-                keep[table_number][rows] = False
-            for table_number, row_number in last_staged.values():
-                table = tables[table_number]
-                keep[table_number][row_number] = (
-                    table['width'][row_number] > 0 and table['height'][row_number] > 0
-                )
+        for table_number, rows in enumerate(sourced_rows):
+            keep[table_number][rows] = False
+        current_rows: dict[tuple[int, int], tuple[str, int, int, str]] = {}
+        for key, (table_number, row_number, record) in last_staged.items():
+            table = tables[table_number]
+            if table['width'][row_number] > 0 and table['height'][row_number] > 0:
+                keep[table_number][row_number] = True
+                self.contributions[key] = record
+                current_rows[(table_number, row_number)] = record
+        self.sources = {record[:3] for record in self.contributions.values()}
+        # Row in self.patches -> the key record it is the current staging of.
+        offset = 0
+        for table_number, k in enumerate(keep):
+            for position, row_number in enumerate(numpy.flatnonzero(k)):
+                record = current_rows.get((table_number, int(row_number)))
+                if record is not None:
+                    self.patch_keys[offset + position] = record
+            offset += int(k.sum())
         return numpy.concatenate([t[k] for t, k in zip(tables, keep)])
 
     def _build_grid(self) -> dict[tuple[int, int], numpy.ndarray]:
@@ -150,7 +221,9 @@ class StagingSnapshot:
         try:
             h5 = h5py.File(path, 'r', locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
         except OSError as exc:
-            raise NotAStagingFileError(f'fragment {path} cannot be read: {one_line(exc)}') from None
+            if not path.exists():
+                raise _FragmentVanished(path) from None
+            raise corrupt(path, f'it cannot be opened: {one_line(exc)}', self.fragment_sequences[number]) from None
         try:
             self._same_file(number, os.fstat(h5.id.get_vfd_handle()))
         except BaseException:
@@ -214,9 +287,36 @@ class StagingSnapshot:
             if patch['uniform']:
                 data = dtype.type(patch['value'])
             else:
-                data = self._patch_pixels(patch)[y0 - py : y1 - py, x0 - px : x1 - px]
+                data = self._checked_pixels(patch)[y0 - py : y1 - py, x0 - px : x1 - px]
             accumulator.add(rows, cols, data)
         return accumulator.result()
+
+    def _checked_pixels(self, patch: numpy.void) -> numpy.ndarray:
+        """A patch's pixels, checked against its checksum (see :mod:`.integrity`)."""
+        number = int(patch['fragment'])
+        path, sequence = self.fragment_paths[number], self.fragment_sequences[number]
+        try:
+            pixels = self._patch_pixels(patch)
+        except _FragmentVanished:
+            # Only past MAX_OPEN_FRAGMENTS, when a closed fragment must be reopened.
+            raise NotAStagingFileError(
+                f'fragment {path} was removed while this read ran (a compact or gc ran beside '
+                'it): run the command again'
+            ) from None
+        except CorruptFragmentError:
+            if not path.exists():
+                raise NotAStagingFileError(
+                    f'fragment {path} was removed while this read ran (a compact or gc ran '
+                    'beside it): run the command again'
+                ) from None
+            raise
+        # Checked once per snapshot: band reads decode a patch once per band
+        # it spans, and published fragments never change.
+        identity = (number, int(patch['number']))
+        if patch['crc32'] >= 0 and identity not in self._verified:
+            check_patch(pixels, int(patch['crc32']), path, int(patch['number']), sequence)
+            self._verified.add(identity)
+        return pixels
 
     def _patch_pixels(self, patch: numpy.void) -> numpy.ndarray:
         """All pixels of a stored patch, (height, width, channels).
@@ -236,20 +336,17 @@ class StagingSnapshot:
             try:
                 dataset_id = h5py.h5d.open(h5['patches'].id, str(number).encode())
             except KeyError:
-                raise StagingDamagedError(
-                    f'fragment {self.fragment_paths[fragment]} is damaged: {missing_pixels(number)}'
-                ) from None
+                raise corrupt(self.fragment_paths[fragment], missing_pixels(number)) from None
             check_patch_dataset(
                 dataset_id.shape, dataset_id.dtype, expected_shape=shape, spec=self.spec,
                 path=self.fragment_paths[fragment], number=number,
             )
             return self._decoded_pixels(fragment, dataset_id, shape, int(patch['codec']))
-        except (StagingDamagedError, StagingChangedError, MemoryError):
+        except (CorruptFragmentError, StagingChangedError, MemoryError, _FragmentVanished):
             raise
         except Exception as exc:  # a damaged chunk: blosc, HDF5 and reshape errors alike
-            raise StagingDamagedError(
-                f'fragment {self.fragment_paths[fragment]} is damaged: patch {number} '
-                f'cannot be read: {one_line(exc)}'
+            raise corrupt(
+                self.fragment_paths[fragment], f'patch {number} cannot be read: {one_line(exc)}'
             ) from None
 
     def _decoded_pixels(self, fragment: int, dataset_id: Any, shape: tuple[int, int, int], codec: int) -> numpy.ndarray:
@@ -318,13 +415,13 @@ class StagingSnapshot:
             'format_version': FORMAT_VERSION,
             'created': self.header.created,
             'tool': self.header.tool,
+            # The same key as a TIFF's report (tifwriter_cli.tiff.inspect).
+            'spacing_um': [spec.spacing_x, spec.spacing_y] if spec.spacing_x is not None else None,
             'canvas': {
                 'width': spec.width,
                 'height': spec.height,
                 'channels': spec.channels,
                 'dtype': spec.dtype,
-                'spacing_x_um': spec.spacing_x,
-                'spacing_y_um': spec.spacing_y,
                 'tile_size': spec.tile_size,
                 'fill': spec.fill,
                 'merge': spec.merge,
@@ -335,6 +432,7 @@ class StagingSnapshot:
                 'count': len(self.fragment_paths),
                 'bytes': int(sum(sizes)),
                 'unpublished_temp_files': len(stale_temp_fragments(self.fragments_dir)),
+                'withdrawn': len(self.withdrawn_fragments),
             },
             'patches': int(len(p)),
             'uniform_patches': int(p['uniform'].sum()) if len(p) else 0,
@@ -369,6 +467,13 @@ class StagingSnapshot:
 
     def __iter__(self) -> Iterator[numpy.void]:
         return iter(self.patches)
+
+
+class _FragmentVanished(Exception):
+    """A listed fragment was deleted before it was opened (compacted)."""
+
+
+_SNAPSHOT_ATTEMPTS = 20
 
 
 def read_staging(path: str | os.PathLike) -> StagingSnapshot:

@@ -7,7 +7,7 @@ future tifwriter. Trusting its index put uninitialised memory into a TIFF
 silently, and raised IndexError, KeyError or MemoryError from deep inside
 finalize. So every index row is checked against the canvas and against the
 dataset it names, and anything inconsistent is refused with one line naming
-the fragment (:class:`~tifwriter_cli.errors.StagingDamagedError`).
+the fragment and the remedy (:func:`.integrity.corrupt`).
 
 * :func:`foreign_fragment_reason`: a fragment of another staging unit (a
   stale writer publishing after ``init --overwrite``) is not damage; the
@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy
 
-from ..errors import StagingDamagedError
+from ..errors import CorruptFragmentError
+from .integrity import corrupt
 from ..spec import CanvasSpec
 from .canvasfile import check_format_version
 from .layout import FORMAT_NAME
@@ -66,7 +67,7 @@ def foreign_fragment_reason(h5: Any, *, path: Path, staging_uid: str) -> str | N
     attrs = {name: _attribute(h5, name) for name in ('format', 'format_version', 'staging_uid')}
     fmt = _text(attrs.get('format'))
     if fmt != FRAGMENT_FORMAT:
-        raise StagingDamagedError(
+        raise CorruptFragmentError(
             f'fragment {path} is not a tifwriter fragment (format {fmt!r}); '
             'remove it from the fragments directory'
         )
@@ -94,8 +95,8 @@ def check_fragment_index(
     the read (listing them costs as much as reading the index).
     """
 
-    def damaged(why: str) -> StagingDamagedError:
-        return StagingDamagedError(f'fragment {path} is damaged: {why}')
+    def damaged(why: str) -> Exception:
+        return corrupt(path, why)
 
     missing = [f for f in REQUIRED_FIELDS if f not in (stored_fields or ())]
     if missing:
@@ -163,15 +164,11 @@ def check_patch_dataset(
 ) -> None:
     """Refuse a patch dataset whose shape or pixel type is not its index row's."""
     if tuple(shape) != tuple(expected_shape):
-        raise StagingDamagedError(
-            f'fragment {path} is damaged: patch {number} holds {tuple(shape)} pixels, '
-            f'its index row says {tuple(expected_shape)}'
+        raise corrupt(
+            path, f'patch {number} holds {tuple(shape)} pixels, its index row says {tuple(expected_shape)}'
         )
     if numpy.dtype(dtype) != spec.numpy_dtype:
-        raise StagingDamagedError(
-            f'fragment {path} is damaged: patch {number} holds {numpy.dtype(dtype)} values, '
-            f'the canvas is {spec.dtype}'
-        )
+        raise corrupt(path, f'patch {number} holds {numpy.dtype(dtype)} values, the canvas is {spec.dtype}')
 
 
 def load_fragment_tables(
@@ -192,13 +189,13 @@ def load_fragment_tables(
         if reason is not None:
             logging.getLogger(__name__).warning('fragment %s is skipped: %s', path, reason)
             return None
-        index, sources = read_fragment_tables(h5)
+        index, sources = read_fragment_tables(h5, path=path)  # checksums checked
         stored_fields = h5py.h5d.open(h5.id, b'index').dtype.names  # low level: 5x faster
         check_fragment_index(stored_fields, index, len(sources), None, spec=spec, path=path)
     except TifwriterError:
         raise
     except KeyError as exc:
-        raise StagingDamagedError(f'fragment {path} is incomplete or damaged: {one_line(exc)}') from None
+        raise corrupt(path, f'its tables are incomplete ({one_line(exc)})') from None
     except Exception as exc:  # noqa: BLE001  (HDF5 errors of a damaged file come in many types)
-        raise StagingDamagedError(f'fragment {path} is damaged: {one_line(exc)}') from None
+        raise corrupt(path, one_line(exc)) from None
     return index, sources

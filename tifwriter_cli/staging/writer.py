@@ -67,6 +67,7 @@ class StagingWriter:
         self.patches_written = 0
         self.patches_outside = 0
         self.closed = False
+        self._heartbeat: _Heartbeat | None = None
 
     # -- writing ---------------------------------------------------------
     def write(
@@ -76,40 +77,55 @@ class StagingWriter:
         array: numpy.ndarray,
         *,
         convert: str = 'exact',
-        source: tuple[str, int, int] | None = None,
+        key: str | None = None,
+        source: tuple | None = None,
     ) -> bool:
         """Stage ``array`` with its top-left corner at canvas pixel (x, y).
 
         The patch may reach past any border (x, y may be negative); only the
-        part inside the canvas is kept. Returns False (and stores nothing but
-        the source record) when no part of it is inside. Raises
+        part inside the canvas is kept. Returns False (and stores nothing)
+        when no part of it is inside. Raises
         :class:`~tifwriter_cli.errors.PatchError` before storing anything
         when the patch does not fit the canvas.
+
+        ``key``: the patch's contribution identity (docs/staging-format.md):
+        writing a key again replaces what it staged before, under every merge
+        rule, also across processes and runs; a keyed patch wholly outside
+        the canvas withdraws the key's earlier patch. Without a key every
+        write is a contribution of its own. ``source`` (key, size, mtime_ns
+        [, placement]) is the record file stagers use (see
+        :mod:`tifwriter_cli.contribution`).
         """
         if self.closed:
             raise ValueError('write to a closed StagingWriter')
         patch = as_canvas_patch(array, self.spec, convert=convert)
         x, y = _as_int(x, 'x'), _as_int(y, 'y')
+        if key is not None:
+            if source is not None:
+                raise TypeError('give key= or source=, not both')
+            source = (key, -1, -1, f'{x},{y},{convert}')
         if source is not None:
             source = _checked_source(source)
         clipped = clip_to_canvas(x, y, patch.shape[1], patch.shape[0], self.spec.width, self.spec.height)
         try:
-            fragment = self._current_fragment()
             if clipped is None:
                 self.patches_outside += 1
-                log.warning('patch at x=%d, y=%d (%dx%d) lies wholly outside the canvas', x, y, patch.shape[1], patch.shape[0])
+                log.debug('patch at x=%d, y=%d (%dx%d) lies wholly outside the canvas', x, y, patch.shape[1], patch.shape[0])
                 if source is not None:
-                    # Record the source anyway, so a re-run skips it too.
-                    fragment.add(0, 0, patch[:0, :0], source=source)
+                    # Nothing lands, but an earlier staging of this key must not
+                    # stay: a withdrawal record (counted as nothing staged).
+                    self._current_fragment().add(0, 0, patch[:0, :0], source=source)
                 inside = False
             else:
+                fragment = self._current_fragment()
                 cx, cy, (sy, sx) = clipped.x, clipped.y, clipped.patch_slices
                 fragment.add(cx, cy, numpy.ascontiguousarray(patch[sy, sx]), source=source)
                 inside = True
+                self.patches_written += 1
         except OSError as exc:
             raise self._drop_fragment(exc, pending=1) from None
-        self.patches_written += 1
-        if (
+        fragment = self._fragment
+        if fragment is not None and (
             fragment.nbytes >= self._publish_every_bytes
             or time.monotonic() - self._opened_at >= self._publish_every_s
         ):
@@ -129,6 +145,8 @@ class StagingWriter:
                 dtype=self.spec.numpy_dtype,
             )
             self._opened_at = time.monotonic()
+            if self._heartbeat is None:
+                self._heartbeat = _Heartbeat(self)
         return self._fragment
 
     # -- publishing ------------------------------------------------------
@@ -205,6 +223,7 @@ class StagingWriter:
             self.flush()
         finally:
             self.closed = True
+            self._stop_heartbeat()
 
     def abort(self) -> None:
         """Drop the unpublished patches (already published ones stay)."""
@@ -212,6 +231,12 @@ class StagingWriter:
         if fragment is not None:
             fragment.discard()
         self.closed = True
+        self._stop_heartbeat()
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
 
     def __enter__(self) -> 'StagingWriter':
         return self
@@ -226,20 +251,52 @@ class StagingWriter:
             self.close()
 
 
+#: How often a writer touches its temp fragment, so ``tifwriter gc`` (on any
+#: node) can tell it is alive: a temp fragment untouched for many heartbeats
+#: belongs to a writer that is gone (housekeeping.DEFAULT_GC_AGE).
+HEARTBEAT_SECONDS = 60.0
+
+
+class _Heartbeat:
+    """A daemon thread touching the writer's temp fragment every HEARTBEAT_SECONDS."""
+
+    def __init__(self, writer: StagingWriter):
+        import threading
+
+        self._writer = writer
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='tifwriter-heartbeat', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(HEARTBEAT_SECONDS):
+            fragment = self._writer._fragment
+            if fragment is not None:
+                try:
+                    os.utime(fragment.path)
+                except OSError:
+                    pass  # published or discarded meanwhile
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 def open_staging(path: str | os.PathLike, **options) -> StagingWriter:
     """Open an existing staging file for writing patches."""
     return StagingWriter(path, **options)
 
 
-def _checked_source(source: tuple[str, int, int]) -> tuple[str, int, int]:
+def _checked_source(source: tuple) -> tuple[str, int, int, str]:
     """A source record HDF5 can store (checked now: a bad one at publish
     time would lose the whole unpublished fragment)."""
-    path, size, mtime_ns = source
+    if len(source) == 3:
+        source = (*source, '')
+    key, size, mtime_ns, placement = source
     try:
-        str(path).encode('utf-8')
+        str(key).encode('utf-8')
     except UnicodeEncodeError:
-        raise PatchError(f'source path {path!r} is not valid UTF-8') from None
-    return (str(path), int(size), int(mtime_ns))
+        raise PatchError(f'source path {key!r} is not valid UTF-8') from None
+    return (str(key), int(size), int(mtime_ns), str(placement))
 
 
 def _as_int(value: object, name: str) -> int:
