@@ -212,6 +212,8 @@ def _ratio(value: Any) -> float | None:
 def _as_list(value: Any) -> list[float] | None:
     if value is None:
         return None
+    if isinstance(value, bytes):  # BYTE-typed (ASAP's writer stores them so)
+        return [float(v) for v in value]
     if isinstance(value, (tuple, list)):
         return [float(v) for v in value]
     return [float(value)]
@@ -296,6 +298,12 @@ def _judge(path: str, ifds: list[dict[str, Any]], is_bigtiff: bool) -> dict[str,
                 f'IFD {ifd["ifd"]} ({ifd["width"]} px wide) is not narrower than IFD '
                 f'{previous["ifd"]} ({previous["width"]} px): ASAP refuses the file',
             )
+    if len(levels) == 1 and first['width'] >= 4096:
+        v.fail(
+            ('asap',),
+            f'a single level {first["width"]} px wide: ASAP opens a one-level TIFF only when it is '
+            'under 4096 px wide',
+        )
     for ifd in levels[1:]:
         if not ifd['new_subfile_type'] & 1:
             v.fail(

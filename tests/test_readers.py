@@ -1,0 +1,216 @@
+"""Our TIFFs read back through every reader users open them in.
+
+One file per pixel case (dtype, channels, compression), written once per
+module; each reader then checks the level sizes, the pixel size and the
+pixels against the in-memory reference (exact when lossless; a lossy file
+against tifffile's decoding of it). The readers: ASAP 2.2's own TIFF reader
+(built from ../shared/asap, see tests/readers.py), tiffslide, large_image
+and Bio-Formats; tifffile and OpenSlide are covered in test_finalize.py.
+A reader missing here skips, saying why and how to get it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy
+import pytest
+
+from tifwriter_cli.finalization import finalize
+from tifwriter_cli.sources import ArraySource
+from tifwriter_cli.spec import CanvasSpec
+from tifwriter_cli.tiff.inspect import inspect_tiff
+
+from . import readers
+from ._tiff_reference import expected_levels, model_pyramid, psnr, read_levels_tifffile
+
+
+def _blobs(shape: tuple[int, ...], dtype: str, values: Callable, seed: int) -> numpy.ndarray:
+    rng = numpy.random.default_rng(seed)
+    canvas = numpy.zeros(shape, dtype)
+    height, width = shape[:2]
+    for _ in range(30):
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        h, w = rng.integers(20, 500, size=2)
+        canvas[y : y + h, x : x + w] = values(rng, canvas[y : y + h, x : x + w].shape)
+    return canvas
+
+
+def _labels(dtype: str) -> Callable:
+    def values(rng, shape):
+        return rng.integers(1, 7) if rng.random() < 0.7 else rng.integers(0, 7, shape)
+
+    return values
+
+
+def _noise(dtype: str) -> Callable:
+    def values(rng, shape):
+        if numpy.dtype(dtype).kind == 'f':
+            return rng.random(shape, dtype=numpy.float32)
+        return rng.integers(0, numpy.iinfo(dtype).max, shape, endpoint=True)
+
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    spec: CanvasSpec
+    values: Callable
+    compression: str | None = None
+
+    @property
+    def lossless(self) -> bool:
+        return (self.compression or '') != 'jpeg' and not (
+            self.compression is None and self.spec.kind == 'image' and self.spec.dtype == 'uint8'
+            and self.spec.channels in (1, 3)
+        )
+
+
+CASES = [
+    Case('labels_uint8', CanvasSpec(width=2100, height=1300, tile_size=128, spacing_x=0.5,
+                                    kind='labels'), _labels('uint8')),
+    Case('labels_uint8_deflate', CanvasSpec(width=1500, height=1100, tile_size=256, spacing_x=0.25,
+                                            kind='labels'), _labels('uint8'), 'deflate'),
+    Case('probability_uint16', CanvasSpec(width=2100, height=1100, dtype='uint16', tile_size=128,
+                                          spacing_x=0.25, spacing_y=0.3, kind='probability'),
+         _noise('uint16')),
+    Case('labels_uint32', CanvasSpec(width=1500, height=1100, dtype='uint32', tile_size=128,
+                                     spacing_x=1.0, kind='labels'), _labels('uint32')),
+    Case('probability_float32', CanvasSpec(width=2100, height=1100, dtype='float32', tile_size=128,
+                                           spacing_x=0.5, kind='probability'), _noise('float32')),
+    Case('rgb_lzw', CanvasSpec(width=1300, height=900, channels=3, tile_size=128, spacing_x=0.5,
+                               kind='image'), _noise('uint8'), 'lzw'),
+    Case('rgb_jpeg', CanvasSpec(width=1300, height=900, channels=3, tile_size=128, spacing_x=0.5,
+                                kind='image'), None),
+    Case('rgba_uint8', CanvasSpec(width=1200, height=1100, channels=4, tile_size=128,
+                                  spacing_x=0.5, kind='image'), _noise('uint8')),
+    Case('two_channels_uint8', CanvasSpec(width=1300, height=900, channels=2, tile_size=128,
+                                          spacing_x=0.5, kind='probability'), _noise('uint8')),
+    Case('five_channels_float32', CanvasSpec(width=1300, height=900, channels=5, dtype='float32',
+                                             tile_size=128, spacing_x=0.5, kind='probability'),
+         _noise('float32')),
+]
+
+
+def smooth_rgb(height: int, width: int) -> numpy.ndarray:
+    yy, xx = numpy.mgrid[0:height, 0:width].astype(numpy.float64)
+    planes = [128 + 100 * numpy.sin(xx / 47.0), 128 + 100 * numpy.cos(yy / 31.0),
+              128 + 60 * numpy.sin((xx + yy) / 53.0)]
+    return numpy.stack(planes, axis=-1).astype(numpy.uint8)
+
+
+@dataclasses.dataclass
+class Written:
+    case: Case
+    path: Path
+    canvas: numpy.ndarray
+    reference: list[numpy.ndarray]  # the model pyramid (lossless cases)
+    decoded: list[numpy.ndarray]  # tifffile's reading of every level
+
+    @property
+    def spec(self) -> CanvasSpec:
+        return self.case.spec
+
+
+@pytest.fixture(scope='module', params=CASES, ids=lambda case: case.name)
+def written(request, tmp_path_factory) -> Written:
+    case: Case = request.param
+    spec = case.spec
+    if case.values is None:
+        canvas = smooth_rgb(spec.height, spec.width)
+    else:
+        canvas = _blobs(spec.shape, spec.dtype, case.values, seed=len(case.name))
+    path = tmp_path_factory.mktemp(case.name) / f'{case.name}.tif'
+    report = finalize(ArraySource(spec, canvas), path, compression=case.compression, workers=2)
+    assert report.levels == expected_levels(spec.width, spec.height, spec.tile_size)
+    reference = model_pyramid(canvas, report.resampling, spec.tile_size)
+    decoded = read_levels_tifffile(path)
+    for number, (got, want) in enumerate(zip(decoded, reference)):
+        if case.lossless:
+            if want.dtype.kind == 'f':
+                numpy.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f'level {number}')
+            else:
+                numpy.testing.assert_array_equal(got, want, err_msg=f'level {number}')
+        else:
+            assert psnr(got, want) >= 40
+    return Written(case, path, canvas, reference, decoded)
+
+
+def assert_level_pixels(written: Written, number: int, got: numpy.ndarray, reader: str) -> None:
+    """Level 0 equals the canvas exactly (lossless); lower levels equal tifffile's."""
+    want = written.decoded[number]
+    assert got.shape == want.shape, (reader, number, got.shape, want.shape)
+    if number == 0 and written.case.lossless:
+        numpy.testing.assert_array_equal(got, written.canvas, err_msg=f'{reader} level 0')
+    elif written.case.lossless:
+        numpy.testing.assert_array_equal(got, want, err_msg=f'{reader} level {number}')
+    else:
+        # A JPEG decoder of the reader's own (libjpeg through libtiff) may
+        # round differently from imagecodecs: within a few levels.
+        assert psnr(got, want) >= 45, (reader, number)
+
+
+def expected_spacing(spec: CanvasSpec) -> tuple[float, float]:
+    return (spec.spacing_x, spec.spacing_y)
+
+
+# -- ASAP 2.2 (its own TIFF reader) ------------------------------------------
+@pytest.fixture(scope='module')
+def asap() -> None:
+    reason = readers.asap_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+def test_asap_reads_every_level(written: Written, asap) -> None:
+    spec = written.spec
+    got = readers.read_levels_asap(written.path)
+    plan = expected_levels(spec.width, spec.height, spec.tile_size)
+    assert got['dimensions'] == [(w, h) for w, h, _ in plan]
+    assert got['downsamples'] == pytest.approx([2.0**k for k in range(len(plan))])
+    assert got['channels'] == spec.channels
+    assert got['spacing'] == pytest.approx(expected_spacing(spec), rel=1e-6)
+    for number, level in enumerate(got['levels']):
+        assert_level_pixels(written, number, level, 'ASAP')
+    assert inspect_tiff(written.path)['readers']['asap']['ok']
+
+
+def _tifffile_pyramid(path: Path, level0: numpy.ndarray, levels: int = 2, **options) -> Path:
+    import tifffile
+
+    options.setdefault('tile', (256, 256))
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        level = level0
+        for number in range(levels):
+            extra = dict(options)
+            if number:
+                extra.pop('description', None)
+            tif.write(level, subfiletype=0 if number == 0 else 1, photometric='minisblack',
+                      resolution=(20000 / 2**number, 20000 / 2**number), resolutionunit='CENTIMETER',
+                      **extra)
+            level = numpy.ascontiguousarray(level[::2, ::2])
+    return path
+
+
+FOREIGN = {
+    'plain pyramid': lambda p, a: _tifffile_pyramid(p, a),
+    'xml in the description': lambda p, a: _tifffile_pyramid(p, a, description='<xml>x</xml>'),
+    'adobe deflate': lambda p, a: _tifffile_pyramid(p, a, compression='adobe_deflate'),
+    'zstd': lambda p, a: _tifffile_pyramid(p, a, compression='zstd'),
+    'single level 4096 wide': lambda p, a: _tifffile_pyramid(
+        p, numpy.zeros((300, 4096), numpy.uint8), levels=1),
+    'single level 4080 wide': lambda p, a: _tifffile_pyramid(
+        p, numpy.zeros((300, 4080), numpy.uint8), levels=1),
+    'strips': lambda p, a: _tifffile_pyramid(p, a, tile=None),
+}
+
+
+@pytest.mark.parametrize('name', list(FOREIGN))
+def test_info_asap_verdict_is_what_asap_does(tmp_path: Path, name: str, asap) -> None:
+    level0 = (numpy.random.default_rng(5).integers(0, 4, (1200, 2200)) * 60).astype(numpy.uint8)
+    path = FOREIGN[name](tmp_path / 'f.tif', level0)
+    verdict = inspect_tiff(path)['readers']['asap']
+    assert verdict['ok'] == readers.asap_opens(path), (name, verdict)
