@@ -103,3 +103,74 @@ def asap_opens(path: Path) -> bool:
     import multiresolutionimageinterface as mir
 
     return mir.MultiResolutionImageReader().open(str(path), 'ASAP TIF') is not None
+
+
+# -- tiffslide ---------------------------------------------------------------
+def read_levels_tiffslide(path: Path) -> dict[str, Any]:
+    """Every level as tiffslide's read_region gives it (the file's dtype and channels)."""
+    import tiffslide
+
+    with tiffslide.TiffSlide(str(path)) as slide:
+        return {
+            'dimensions': [tuple(d) for d in slide.level_dimensions],
+            'downsamples': list(slide.level_downsamples),
+            'spacing': (
+                float(slide.properties['tiffslide.mpp-x']),
+                float(slide.properties['tiffslide.mpp-y']),
+            ),
+            'levels': [
+                _as_hwc(slide.read_region((0, 0), level, size, as_array=True))
+                for level, size in enumerate(slide.level_dimensions)
+            ],
+        }
+
+
+def _as_hwc(array: Any) -> numpy.ndarray:
+    array = numpy.asarray(array)
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+# -- large_image ---------------------------------------------------------------
+def read_levels_large_image(path: Path, source: str = 'tiff') -> dict[str, Any]:
+    """Our levels as large_image's ``source`` (tiff: what ``large_image.open`` picks for
+    .tif) serves them, tile by tile, and which of its levels it had to rebuild itself.
+
+    large_image numbers levels from the smallest (z = 0, one tile) up to full
+    resolution; ``rebuilt`` lists the z it synthesises from a larger level
+    (with PIL LANCZOS) because the file has no usable directory for it.
+    """
+    import importlib
+
+    module = importlib.import_module(f'large_image_source_{source}')
+    tile_source = module.open(str(path), noCache=True)
+    metadata = tile_source.getMetadata()
+    tile_width, tile_height = metadata['tileWidth'], metadata['tileHeight']
+    top = tile_source.levels - 1
+    directories = getattr(tile_source, '_tiffDirectories', None)
+    rebuilt = (
+        [z for z, directory in enumerate(directories) if directory is None]
+        if directories is not None
+        else []
+    )
+    levels = []
+    z = top
+    width, height = metadata['sizeX'], metadata['sizeY']
+    while z >= 0:
+        rows = []
+        for y in range(-(-height // tile_height)):
+            row = [
+                _as_hwc(tile_source.getTile(x, y, z, numpyAllowed='always'))
+                for x in range(-(-width // tile_width))
+            ]
+            rows.append(numpy.concatenate(row, axis=1))
+        levels.append(numpy.concatenate(rows, axis=0)[:height, :width])
+        z -= 1
+        width, height = -(-width // 2), -(-height // 2)
+    return {
+        'levels': levels,
+        'top': top,
+        'rebuilt': rebuilt,
+        'tile': (tile_width, tile_height),
+        'spacing': (metadata['mm_x'] * 1000, metadata['mm_y'] * 1000),
+        'size': (metadata['sizeX'], metadata['sizeY']),
+    }

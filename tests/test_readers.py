@@ -214,3 +214,37 @@ def test_info_asap_verdict_is_what_asap_does(tmp_path: Path, name: str, asap) ->
     path = FOREIGN[name](tmp_path / 'f.tif', level0)
     verdict = inspect_tiff(path)['readers']['asap']
     assert verdict['ok'] == readers.asap_opens(path), (name, verdict)
+
+
+# -- tiffslide -----------------------------------------------------------------
+def test_tiffslide_reads_every_level(written: Written) -> None:
+    spec = written.spec
+    got = readers.read_levels_tiffslide(written.path)
+    plan = expected_levels(spec.width, spec.height, spec.tile_size)
+    assert got['dimensions'] == [(w, h) for w, h, _ in plan]
+    assert got['downsamples'] == pytest.approx([2.0**k for k in range(len(plan))], rel=1e-3)
+    assert got['spacing'] == pytest.approx(expected_spacing(spec), rel=1e-6)
+    for number, level in enumerate(got['levels']):
+        assert_level_pixels(written, number, level, 'tiffslide')
+
+
+# -- large_image -----------------------------------------------------------------
+def test_large_image_uses_every_level_we_wrote(written: Written) -> None:
+    """large_image's tiff source (``large_image.open``'s pick for .tif) serves each of our
+    levels from its own directory: none rebuilt (LANCZOS would invent labels)."""
+    spec = written.spec
+    import large_image
+
+    assert large_image.open(str(written.path), noCache=True).name == 'tiff'
+    got = readers.read_levels_large_image(written.path, 'tiff')
+    plan = expected_levels(spec.width, spec.height, spec.tile_size)
+    assert got['size'] == (spec.width, spec.height)
+    assert got['tile'] == (plan[0][2], plan[0][2])
+    ours = range(got['top'] - len(plan) + 1, got['top'] + 1)
+    assert not set(got['rebuilt']) & set(ours), got['rebuilt']
+    # Below our overview large_image adds levels of its own (down to one tile).
+    assert set(got['rebuilt']) == set(range(got['top'] - len(plan) + 1))
+    assert got['spacing'] == pytest.approx(expected_spacing(spec), rel=1e-6)
+    for number in range(len(plan)):
+        assert_level_pixels(written, number, got['levels'][number], 'large_image')
+    assert inspect_tiff(written.path)['readers']['large_image']['ok']

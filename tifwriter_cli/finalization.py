@@ -177,7 +177,8 @@ def _finalize_source(
 ) -> FinalizeReport:
     from . import __version__
     from .engines import WriteOptions
-    from .tiff.codecs import check_compression, photometric_for, reader_problems, COMPRESSION_TAGS
+    from .tiff.codecs import COMPRESSION_TAGS, check_compression, photometric_for
+    from .tiff.compat import READER_TITLES, reader_problems
     from .tiff.metadata import provenance_description
     from .tiff.plan import plan_pyramid
 
@@ -220,7 +221,7 @@ def _finalize_source(
     )
     for reader, reasons in problems.items():
         if reasons:
-            warn(f'{_READER_NAMES[reader]} will not read this file correctly: {"; ".join(reasons)}')
+            warn(f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(reasons)}')
 
     # A staging snapshot says what it took; in-memory sources have no such facts.
     fragments = len(source.fragment_paths) if hasattr(source, 'fragment_paths') else None
@@ -281,5 +282,3 @@ def _finalize_source(
         patches=patches,
     )
 
-
-_READER_NAMES = {'asap': 'ASAP', 'openslide_3.4': 'OpenSlide 3.4', 'openslide_4': 'OpenSlide 4'}

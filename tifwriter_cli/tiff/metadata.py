@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy
 
 from ..spec import CanvasSpec
+from .compat import FORBIDDEN_DESCRIPTION_WORDS
 
 __all__ = [
     'FORBIDDEN_DESCRIPTION_WORDS',
@@ -39,7 +40,6 @@ __all__ = [
     'sample_range_hint',
 ]
 
-FORBIDDEN_DESCRIPTION_WORDS = ('xml', 'XML', 'DICOM')
 _PREFIX = 'tifwriter '
 
 
