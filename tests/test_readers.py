@@ -248,3 +248,95 @@ def test_large_image_uses_every_level_we_wrote(written: Written) -> None:
     for number in range(len(plan)):
         assert_level_pixels(written, number, got['levels'][number], 'large_image')
     assert inspect_tiff(written.path)['readers']['large_image']['ok']
+
+
+# -- Bio-Formats, and the OME-TIFF flavour -------------------------------------------
+@pytest.fixture(scope='module')
+def bioformats() -> None:
+    reason = readers.bioformats_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+def test_bioformats_sees_level_0_of_the_default_flavour(written: Written, bioformats) -> None:
+    """Bio-Formats reads level 0 exactly with its pixel size, but takes our reduced
+    levels for thumbnails: one resolution; info says so."""
+    spec = written.spec
+    got = readers.read_levels_bioformats(written.path)
+    assert got['series'] == 1 and got['channels'] == spec.channels
+    assert got['dimensions'] == [(spec.width, spec.height)]
+    assert got['spacing'] == pytest.approx(expected_spacing(spec), rel=1e-6)
+    assert_level_pixels(written, 0, got['levels'][0], 'Bio-Formats')
+    verdicts = inspect_tiff(written.path)['readers']
+    assert not verdicts['bioformats']['ok']
+    assert verdicts['qupath']['ok'] == verdicts['openslide_4']['ok']
+
+
+@dataclasses.dataclass
+class WrittenOme(Written):
+    names: list[str] = dataclasses.field(default_factory=list)
+
+
+@pytest.fixture(scope='module', params=CASES, ids=lambda case: case.name)
+def written_ome(request, tmp_path_factory) -> WrittenOme:
+    import tifffile
+
+    case: Case = request.param
+    spec = case.spec
+    canvas = (smooth_rgb(spec.height, spec.width) if case.values is None
+              else _blobs(spec.shape, spec.dtype, case.values, seed=len(case.name)))
+    path = tmp_path_factory.mktemp(case.name) / f'{case.name}.ome.tif'
+    names = [f'class {c}' for c in range(spec.channels)]
+    report = finalize(ArraySource(spec, canvas), path, compression=case.compression, workers=2,
+                      flavor='ome', channel_names=names)
+    assert any('OME-TIFF flavor' in w for w in report.warnings)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome and len(tif.pages) == 1  # the reduced levels are SubIFDs
+        decoded = [level.asarray() for level in tif.series[0].levels]
+    decoded = [d[:, :, None] if d.ndim == 2 else d for d in decoded]
+    reference = model_pyramid(canvas, report.resampling, spec.tile_size)
+    return WrittenOme(case, path, canvas, reference, decoded, names)
+
+
+def test_bioformats_sees_every_resolution_of_the_ome_flavour(written_ome: WrittenOme, bioformats) -> None:
+    spec = written_ome.spec
+    got = readers.read_levels_bioformats(written_ome.path)
+    plan = expected_levels(spec.width, spec.height, spec.tile_size)
+    assert got['format'] == 'OME-TIFF' and got['series'] == 1
+    assert got['dimensions'] == [(w, h) for w, h, _ in plan]
+    assert got['channels'] == spec.channels
+    assert got['spacing'] == pytest.approx(expected_spacing(spec), rel=1e-6)
+    assert got['channel_names'] == [', '.join(written_ome.names)]
+    for number, level in enumerate(got['levels']):
+        assert_level_pixels(written_ome, number, level, 'Bio-Formats')
+    # Lower levels: tifffile's decoding equals the model pyramid (lossless).
+    if written_ome.case.lossless:
+        for got_level, want in zip(written_ome.decoded, written_ome.reference):
+            numpy.testing.assert_allclose(got_level, want, rtol=1e-6)
+    report = inspect_tiff(written_ome.path)
+    assert report['ok'] and report['flavor'] == 'ome'
+    assert report['accepted_by'] == ['large_image', 'Bio-Formats', 'QuPath']
+    assert report['provenance']['kind'] == spec.kind
+
+
+def test_large_image_reads_the_ome_flavour(written_ome: WrittenOme) -> None:
+    spec = written_ome.spec
+    got = readers.read_levels_large_image(written_ome.path, 'tiff')
+    plan = expected_levels(spec.width, spec.height, spec.tile_size)
+    ours = range(got['top'] - len(plan) + 1, got['top'] + 1)
+    assert not set(got['rebuilt']) & set(ours), got['rebuilt']
+    for number in range(len(plan)):
+        assert_level_pixels(written_ome, number, got['levels'][number], 'large_image')
+
+
+def test_asap_and_openslide_refuse_the_ome_flavour(written_ome: WrittenOme, asap) -> None:
+    import openslide
+
+    verdicts = inspect_tiff(written_ome.path)['readers']
+    assert not verdicts['asap']['ok'] and not readers.asap_opens(written_ome.path)
+    assert not verdicts['openslide_4']['ok']
+    try:
+        with openslide.OpenSlide(str(written_ome.path)) as slide:
+            assert slide.level_count == 1  # the SubIFDs are invisible to it
+    except openslide.OpenSlideError:
+        pass  # or it refuses the pixel type outright

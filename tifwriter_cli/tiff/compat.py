@@ -22,7 +22,7 @@ Flavours we write (``finalize --flavor``): ``wsi`` (default) puts every
 level in the top-level IFD chain, for ASAP, OpenSlide and large_image;
 ``ome`` writes an OME-TIFF (OME-XML in ImageDescription, the pyramid in
 SubIFDs), the only layout whose resolutions Bio-Formats sees, and which
-ASAP ("xml") and OpenSlide (SubIFDs) do not read.
+ASAP ("xml") and OpenSlide (SubIFDs) do not read; large_image reads both.
 
 A verdict is ``{'ok': bool, 'reasons': [...], 'notes': [...]}``: reasons
 make the reader fail (it refuses the file, sees fewer levels, or shows
@@ -55,8 +55,9 @@ READER_TITLES = {
     'bioformats': 'Bio-Formats',
     'qupath': 'QuPath',
 }
-#: Readers that follow the top-level IFD chain (and ignore SubIFDs).
-CHAIN_READERS = ('asap', 'openslide_3.4', 'openslide_4', 'large_image')
+#: Readers that follow the top-level IFD chain and ignore SubIFDs.
+#: (large_image's tiff source reads either: measured on an OME-TIFF.)
+CHAIN_READERS = ('asap', 'openslide_3.4', 'openslide_4')
 OPENSLIDE = ('openslide_3.4', 'openslide_4')
 #: The readers each flavour is written for; the overall verdict follows them.
 FLAVORS: dict[str, tuple[str, ...]] = {'wsi': ('asap', 'openslide_4'), 'ome': ('bioformats',)}
@@ -172,7 +173,7 @@ def flavor_advice(*, dtype: numpy.dtype | str, channels: int, flavor: str) -> st
     if flavor == 'ome':
         return (
             f'{what}: this OME-TIFF gives QuPath, Fiji and napari (Bio-Formats) every resolution; '
-            'ASAP, OpenSlide and large_image do not read it (use --flavor wsi for them)'
+            'ASAP and OpenSlide do not read it (use --flavor wsi for them)'
         )
     return (
         f'{what}: QuPath and Fiji open this only through Bio-Formats, which sees level 0 alone '
@@ -252,8 +253,8 @@ def judge(
     if first['subifds'] and len(levels) <= 1:
         v.fail(
             CHAIN_READERS,
-            f'the pyramid is in {first["subifds"]} SubIFD(s), which ASAP, OpenSlide and '
-            'large_image do not see: they open one level only',
+            f'the pyramid is in {first["subifds"]} SubIFD(s), which ASAP and OpenSlide do not '
+            'see: they open one level only',
         )
     elif first['subifds']:
         v.note(CHAIN_READERS, 'SubIFDs present: these readers ignore them')
@@ -272,7 +273,7 @@ def judge(
     for ifd in levels + sub_levels:
         tile_w, tile_h = ifd['tile_width'], ifd['tile_height']
         name = f'IFD {ifd["ifd"]}'
-        readers = ('bioformats',) if id(ifd) in in_sub else ALL
+        readers = ('bioformats', 'large_image') if id(ifd) in in_sub else ALL
         if tile_w % 16 or tile_h % 16:
             v.fail(readers, f'{name}: tile {tile_w}x{tile_h} is not a multiple of 16 (libtiff refuses it)')
         if id(ifd) not in in_sub and (tile_w > ifd['width'] or tile_h > ifd['height']):
@@ -317,8 +318,9 @@ def judge(
         widest = max(levels, key=lambda ifd: ifd['width'])
         if widest is not levels[0] or widest['height'] < max(ifd['height'] for ifd in levels):
             v.fail(ALL, 'level 0 is not the first (largest) image')
+        seen_by_large_image = levels if len(levels) > 1 else [first] + sub_levels
         tile = (levels[0]['tile_width'], levels[0]['tile_height'])
-        for ifd in levels[1:]:
+        for ifd in seen_by_large_image[1:]:
             if (ifd['tile_width'], ifd['tile_height']) != tile:
                 v.fail(
                     ('large_image',),
