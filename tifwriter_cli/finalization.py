@@ -218,6 +218,28 @@ def _finalize_source(
             f'the {engine.name} engine resamples with {", ".join(engine.resamplings)}, '
             f'not {resampling}'
         )
+    if channel_names is not None:
+        channel_names = [str(name) for name in channel_names]
+        if len(channel_names) != spec.channels:
+            raise InvalidOptionError(
+                f'{len(channel_names)} channel name(s) given for {spec.channels} channel(s)'
+            )
+    description = provenance_description(
+        spec,
+        version=__version__,
+        resampling=resampling,
+        compression=compression,
+        engine=engine.name,
+    )
+    if flavor == 'ome':
+        try:
+            description = ome_description(
+                spec,
+                provenance=description,
+                channel_names=channel_names or default_channel_names(spec),
+            )
+        except ValueError as exc:
+            raise InvalidOptionError(str(exc)) from None
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -252,12 +274,6 @@ def _finalize_source(
     advice = flavor_advice(dtype=spec.dtype, channels=spec.channels, flavor=flavor)
     if advice:
         warn(advice)
-    if channel_names is not None:
-        channel_names = [str(name) for name in channel_names]
-        if len(channel_names) != spec.channels:
-            raise InvalidOptionError(
-                f'{len(channel_names)} channel name(s) given for {spec.channels} channel(s)'
-            )
 
     # A staging snapshot says what it took; in-memory sources have no such facts.
     fragments = len(source.fragment_paths) if hasattr(source, 'fragment_paths') else None
@@ -270,22 +286,6 @@ def _finalize_source(
             fragments,
         )
 
-    description = provenance_description(
-        spec,
-        version=__version__,
-        resampling=resampling,
-        compression=compression,
-        engine=engine.name,
-    )
-    if flavor == 'ome':
-        try:
-            description = ome_description(
-                spec,
-                provenance=description,
-                channel_names=channel_names or default_channel_names(spec),
-            )
-        except ValueError as exc:
-            raise InvalidOptionError(str(exc)) from None
     levels = plan_pyramid(spec.width, spec.height, spec.tile_size)
     if min(spec.width, spec.height) < 16:
         log.info('canvas under 16 px on a side: written with a padded 16-px tile')
