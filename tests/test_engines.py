@@ -133,3 +133,11 @@ class TestAsapEngine(EngineConformance):
         if reason:
             pytest.skip(reason)
         return 'asap'
+
+    def test_ome_flavor_is_refused_before_any_work(self, engine: str, tmp_path: Path) -> None:
+        from tifwriter_cli.errors import InvalidOptionError
+
+        spec, canvas = labels_canvas()
+        with pytest.raises(InvalidOptionError, match='the asap engine writes flavor wsi, not ome'):
+            finalize(ArraySource(spec, canvas), tmp_path / 'x.tif', engine=engine, flavor='ome')
+        assert list(tmp_path.iterdir()) == []

@@ -340,3 +340,15 @@ def test_asap_and_openslide_refuse_the_ome_flavour(written_ome: WrittenOme, asap
             assert slide.level_count == 1  # the SubIFDs are invisible to it
     except openslide.OpenSlideError:
         pass  # or it refuses the pixel type outright
+
+
+@pytest.mark.parametrize('compression', ['zstd', 'deflate', 'none'])
+def test_bioformats_decodes_our_lossless_codecs(tmp_path: Path, compression: str, bioformats) -> None:
+    spec = CanvasSpec(width=1100, height=300, tile_size=64, kind='labels', spacing_x=0.25)
+    canvas = numpy.random.default_rng(4).integers(0, 4, spec.shape).astype(numpy.uint8)
+    path = tmp_path / f'{compression}.tif'
+    finalize(ArraySource(spec, canvas), path, compression=compression, flavor='ome')
+    got = readers.read_levels_bioformats(path)
+    numpy.testing.assert_array_equal(got['levels'][0], canvas)
+    assert len(got['levels']) == len(expected_levels(1100, 300, 64))
+    assert inspect_tiff(path)['readers']['bioformats']['ok']

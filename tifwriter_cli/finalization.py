@@ -199,7 +199,7 @@ def _finalize_source(
     from . import __version__
     from .engines import WriteOptions
     from .tiff.codecs import COMPRESSION_TAGS, check_compression, photometric_for
-    from .tiff.compat import READER_TITLES, flavor_advice, reader_problems
+    from .tiff.compat import READER_TITLES, flavor_advice, plan_problems, reader_problems
     from .tiff.metadata import default_channel_names, ome_description, provenance_description
     from .tiff.plan import plan_pyramid
 
@@ -287,8 +287,11 @@ def _finalize_source(
         )
 
     levels = plan_pyramid(spec.width, spec.height, spec.tile_size)
-    if min(spec.width, spec.height) < 16:
-        log.info('canvas under 16 px on a side: written with a padded 16-px tile')
+    if flavor == 'wsi':
+        for reader, reasons in plan_problems(
+            [(level.width, level.height, level.tile) for level in levels]
+        ).items():
+            warn(f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(reasons)}')
     options = WriteOptions(
         spec=spec,
         levels=tuple(levels),

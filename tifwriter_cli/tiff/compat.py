@@ -43,6 +43,7 @@ __all__ = [
     'READER_TITLES',
     'flavor_advice',
     'judge',
+    'plan_problems',
     'reader_problems',
 ]
 
@@ -81,8 +82,8 @@ MINISBLACK, RGB, PALETTE, YCBCR = 1, 2, 3, 6
 #: large_image's tiff source go through libtiff (Debian 12's libtiff 4.5 and
 #: openslide-bin's have zstd and webp; verified on our zstd output); JPEG
 #: 2000 only through OpenSlide's Aperio driver. Bio-Formats' TIFF codecs:
-#: none, LZW, JPEG, both Deflate codes, PackBits (zstd and WebP are not
-#: claimed here: not verified).
+#: none, LZW, JPEG, both Deflate codes, PackBits, zstd (verified on our
+#: zstd output; WebP is not claimed here: not verified).
 _DECODES: dict[int, set[str]] = {
     1: {'asap', 'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
     5: {'asap', 'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
@@ -91,7 +92,7 @@ _DECODES: dict[int, set[str]] = {
     32773: {'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
     32946: {'asap', 'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
     33005: {'asap'},
-    50000: {'openslide_3.4', 'openslide_4', 'large_image'},
+    50000: {'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
     50001: {'openslide_3.4', 'openslide_4', 'large_image'},
 }
 
@@ -156,6 +157,22 @@ def reader_problems(
         )
     # large_image's tiff source and Bio-Formats read every sample type and
     # channel count we write (verified: uint8/16/32, float32, 1-5 channels).
+    return problems
+
+
+def plan_problems(levels: list[tuple[int, int, int]]) -> dict[str, list[str]]:
+    """Layout problems of a level plan ((width, height, tile) per level), by reader.
+
+    Only a canvas under 16 px on a side has any (its tile, at least 16 px,
+    is larger than the level); the same rule :func:`judge` applies to files.
+    """
+    problems: dict[str, list[str]] = {}
+    for number, (width, height, tile) in enumerate(levels):
+        if tile > width or tile > height:
+            problems.setdefault('openslide_3.4', []).append(
+                f'level {number}: tile {tile}x{tile} larger than the level {width}x{height} '
+                '(OpenSlide 3.4.1 with libtiff 4.5 reads it as garbage)'
+            )
     return problems
 
 
