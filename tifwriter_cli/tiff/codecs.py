@@ -36,6 +36,7 @@ from typing import Any, Callable
 import numpy
 
 from ..errors import InvalidOptionError
+from .compat import MINISBLACK, RGB, YCBCR
 
 __all__ = [
     'COMPRESSIONS',
@@ -77,9 +78,6 @@ _TAG_NAMES: dict[int, str] = {
     50001: 'webp',
     50002: 'jpegxl',
 }
-
-#: Photometric interpretation values.
-MINISBLACK, RGB, PALETTE, YCBCR = 1, 2, 3, 6
 
 
 def compression_name(tag: int) -> str:
