@@ -352,3 +352,34 @@ def test_bioformats_decodes_our_lossless_codecs(tmp_path: Path, compression: str
     numpy.testing.assert_array_equal(got['levels'][0], canvas)
     assert len(got['levels']) == len(expected_levels(1100, 300, 64))
     assert inspect_tiff(path)['readers']['bioformats']['ok']
+
+
+def test_large_image_openslide_source_uses_every_level(written: Written) -> None:
+    """large_image's openslide source, where OpenSlide 4 shows the pixels (uint8 grey
+    and RGB): each of our levels served from its own OpenSlide level, unscaled."""
+    spec = written.spec
+    if not inspect_tiff(written.path)['readers']['openslide_4']['ok'] or spec.channels == 4:
+        # OpenSlide cannot show these pixels (info says so; test_finalize covers
+        # RGBA's premultiplied alpha): nothing of large_image's to compare.
+        assert spec.channels == 4 or spec.dtype != 'uint8' or spec.channels == 2
+        return
+    from ._tiff_reference import openslide_expected_rgba
+
+    got = readers.read_levels_large_image(written.path, 'openslide')
+    plan = expected_levels(spec.width, spec.height, spec.tile_size)
+    assert got['size'] == (spec.width, spec.height)
+    assert got['spacing'] == pytest.approx(expected_spacing(spec), rel=1e-6)
+    import large_image_source_openslide
+
+    source = large_image_source_openslide.open(str(written.path), noCache=True)
+    served = source._svslevels[-len(plan):]  # large_image's z for our levels, smallest first
+    assert [level['scale'] for level in served] == [1] * len(plan)
+    assert [level['svslevel'] for level in served] == list(range(len(plan)))[::-1]
+    for number in range(len(plan)):
+        want = openslide_expected_rgba(written.decoded[number])
+        level = got['levels'][number]
+        assert level.shape[:2] == want.shape[:2]
+        if written.case.lossless:
+            numpy.testing.assert_array_equal(level[..., :3], want[..., :3], err_msg=f'level {number}')
+        else:
+            assert psnr(level[..., :3], want[..., :3]) >= 45
