@@ -321,15 +321,16 @@ def step_asap(args: argparse.Namespace) -> None:
     writer = mir.MultiResolutionImageWriter()
     writer.openFile(args.output)
     writer.setTileSize(args.tile)
+    # ASAP >= 2.1 names (Compression_*, DataType_*, ColorType_*, Interpolation_*).
     if args.compression == 'jpeg':
-        writer.setCompression(mir.JPEG)
-        writer.setJPEGQuality(args.quality)
+        writer.setCompression(mir.Compression_JPEG)
+        writer.setJPEGQuality(float(args.quality))
     else:
-        writer.setCompression(mir.LZW)
-    writer.setDataType(mir.Float if array.dtype == numpy.float32 else mir.UChar)
-    writer.setColorType(mir.RGB if channels == 3 else mir.Monochrome)
+        writer.setCompression(mir.Compression_LZW)
+    writer.setDataType(mir.DataType_Float if array.dtype == numpy.float32 else mir.DataType_UChar)
+    writer.setColorType(mir.ColorType_RGB if channels == 3 else mir.ColorType_Monochrome)
     if args.kind == 'mask':
-        writer.setInterpolation(mir.NearestNeighbor)
+        writer.setInterpolation(mir.Interpolation_NearestNeighbor)
     writer.writeImageInformation(width, height)
     tile = args.tile
     for y in range(0, height, tile):

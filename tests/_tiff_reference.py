@@ -13,18 +13,31 @@ import tifffile
 
 
 def expected_levels(width: int, height: int, tile: int) -> list[tuple[int, int, int]]:
-    """(width, height, tile) per level, from the rules in the task/COMPAT.md."""
+    """(width, height, tile) per level, from the rules in COMPAT.md / issue 10: halve
+    (ceil) while the long side is > 1024 and the next short side >= 16; ONE tile
+    size on every level (large_image), never larger than a level (OpenSlide 3.4.1):
+    the largest multiple of 16 <= tile and <= the smallest short side. Where that
+    tile would be under min(tile, 128, level 0's own fit), the pyramid stops before
+    the first level shorter than that instead, unless that leaves a single level
+    4096 px wide or more (ASAP refuses it)."""
 
-    def tile_for(w: int, h: int) -> int:
-        return max(16, min(w, h, tile) // 16 * 16)
+    def fit(sizes: list[tuple[int, int]]) -> int:
+        short = min(min(w, h) for w, h in sizes)
+        return max(16, min(short, tile) // 16 * 16)
 
-    levels = [(width, height, tile_for(width, height))]
-    while max(levels[-1][:2]) > 1024:
-        w, h = math.ceil(levels[-1][0] / 2), math.ceil(levels[-1][1] / 2)
+    sizes = [(width, height)]
+    while max(sizes[-1]) > 1024:
+        w, h = math.ceil(sizes[-1][0] / 2), math.ceil(sizes[-1][1] / 2)
         if min(w, h) < 16:
             break
-        levels.append((w, h, tile_for(w, h)))
-    return levels
+        sizes.append((w, h))
+    shared = fit(sizes)
+    floor = min(tile, 128, fit(sizes[:1]))
+    if shared < floor:
+        kept = [s for s in sizes if min(s) >= floor] or sizes[:1]
+        if len(kept) >= 2 or width < 4096:
+            sizes, shared = kept, fit(kept)
+    return [(w, h, shared) for w, h in sizes]
 
 
 def model_downsample(a: numpy.ndarray, method: str) -> numpy.ndarray:

@@ -13,6 +13,10 @@ from click.testing import CliRunner
 import tifwriter_cli as tw
 from tifwriter_cli.cli.main import cli
 
+from .readers import make_asap_importable
+
+make_asap_importable()  # ASAP built in .cache/asap (see tests/readers.py)
+
 
 @pytest.fixture
 def make_staging(tmp_path: Path) -> Callable[..., Path]:

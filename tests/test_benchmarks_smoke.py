@@ -81,6 +81,14 @@ def test_small_run_results_files_match_the_steps(small_run) -> None:
         assert steps[(case, 'floor')]['process']['reported']['layout_from'] == 'tifwriter output'
     libvips = steps[('mask', 'libvips')]
     assert ('skipped' in libvips) == (not _has_pyvips())
+    # ASAP's writer peer runs wherever ASAP was built (.ci/run builds it).
+    from .readers import asap_unavailable
+
+    for case in ('mask', 'rgb', 'prob'):
+        asap = steps[(case, 'asap')]
+        assert ('skipped' in asap) == (asap_unavailable() is not None), asap
+        if 'skipped' not in asap:
+            assert asap['process']['returncode'] == 0, asap
     # Every target was evaluated (none left n/a) once its inputs exist.
     statuses = {t['target']: t['status'] for t in results['targets']}
     expected_na = {t for t in statuses if 'libvips' in t} if not _has_pyvips() else set()

@@ -186,3 +186,32 @@ def test_quiet_prints_no_snapshot_line(tmp_path, make_staging, run_cli):
     assert result.exit_code == 0
     assert result.stderr == ''
     assert result.stdout.startswith('wrote ')
+
+
+def test_flavor_ome_and_its_refusals(tmp_path, make_staging, run_cli):
+    staging, canvas = staged_labels(make_staging)
+    out = tmp_path / 'mask.ome.tif'
+    result = run_cli('finalize', staging, out, '--flavor', 'ome', '--channel-names', 'tissue class')
+    assert result.exit_code == 0, result.output
+    assert 'ASAP and OpenSlide do not read this file' in result.stderr
+    with tifffile.TiffFile(out) as tif:
+        assert tif.is_ome and len(tif.pages) == 1
+        assert len(tif.pages[0].subifds) == 1
+        assert 'Name="tissue class"' in tif.pages[0].description
+        assert 'PhysicalSizeX="0.5"' in tif.pages[0].description
+        levels = tif.series[0].levels
+        numpy.testing.assert_array_equal(levels[0].asarray(), canvas[..., 0])
+        assert levels[1].shape == (350, 750)
+    info = run_cli('info', out)
+    assert info.exit_code == 0, info.output
+    assert 'opens right in large_image, Bio-Formats, QuPath' in info.stdout
+    # Refused before any work, nothing written:
+    for args, message in (
+        (('--channel-names', 'a'), 'with --flavor ome only'),
+        (('--flavor', 'ome', '--channel-names', 'a,b'), '2 channel name(s) given for 1 channel(s)'),
+        (('--flavor', 'ome', '--channel-names', 'caf\u00e9'), 'ASCII'),
+    ):
+        bad = tmp_path / 'bad.tif'
+        line = assert_clean_failure(run_cli('finalize', staging, bad, *args), 2)
+        assert message in line, line
+        assert not bad.exists()

@@ -108,3 +108,26 @@ def test_info_on_truncated_output(ours, tmp_path, run_cli):
     cut.write_bytes(ours.read_bytes()[:5000])  # the IFDs are at the end: all lost
     line = assert_clean_failure(run_cli('info', cut), 1)
     assert str(cut) in line
+
+
+def test_verdict_names_exactly_the_readers_that_accept(tmp_path, run_cli):
+    # Issue 8's float32 heatmap: OpenSlide FAILS, so the verdict must not
+    # name it among the readers that open the file.
+    spec = CanvasSpec(width=2100, height=1100, dtype='float32', tile_size=256, spacing_x=0.5,
+                      kind='probability')
+    heat = numpy.random.default_rng(2).random(spec.shape, dtype=numpy.float32)
+    path = tmp_path / 'heat.tif'
+    finalize(ArraySource(spec, heat), path)
+    result = run_cli('info', path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    status = {line[:14].strip(): line[14:].strip() for line in lines
+              if line[:14].strip() in ('ASAP 2.2', 'OpenSlide 3.4', 'OpenSlide 4', 'large_image',
+                                       'Bio-Formats', 'QuPath')}
+    assert status == {'ASAP 2.2': 'ok', 'OpenSlide 3.4': 'FAILS', 'OpenSlide 4': 'FAILS',
+                      'large_image': 'ok', 'Bio-Formats': 'FAILS', 'QuPath': 'FAILS'}
+    verdict = [line for line in lines if line.startswith('verdict')]
+    assert verdict == ['verdict       ok: a tiled pyramidal TIFF (wsi); opens right in ASAP 2.2, large_image']
+    report = json.loads(run_cli('info', path, '--json').stdout)
+    assert report['accepted_by'] == ['ASAP 2.2', 'large_image']
+    assert report['accepted_by'] == [t for t, s in status.items() if s == 'ok']

@@ -287,6 +287,9 @@ def test_tiny_canvases(tmp_path: Path, width: int, height: int, tile: int) -> No
     out = tmp_path / 'tiny.tif'
     report = finalize(tmp_path / 's.h5', out)
     assert report.levels == [(width, height, tile)]
+    # Only under 16 px is the tile larger than the level: OpenSlide 3.4.1 misreads it.
+    too_small = [w for w in report.warnings if 'OpenSlide 3.4' in w and 'larger than the level' in w]
+    assert len(too_small) == (1 if min(width, height) < 16 else 0), report.warnings
     check_layout(out, width=width, height=height, tile=512, channels=1, dtype='uint8',
                  compression_tag=5, photometric=1, spacing=0.5)
     assert_levels_equal(out, [canvas])

@@ -195,6 +195,7 @@ def test_plan_rules(width: int, height: int, tile: int) -> None:
     for previous, level in zip(plan, plan[1:]):
         assert level.width < previous.width  # strictly narrower (ASAP)
         assert level.downsample == 2 * previous.downsample
+    assert len({level.tile for level in plan}) == 1  # one tile size (large_image)
     for level in plan:
         assert level.tile % 16 == 0 and 16 <= level.tile <= tile
         if min(level.width, level.height) >= 16:
@@ -202,25 +203,39 @@ def test_plan_rules(width: int, height: int, tile: int) -> None:
         else:
             assert level.index == 0 and level.tile == 16  # only a tiny canvas
     last = plan[-1]
-    assert max(last.width, last.height) <= 1024 or min(
-        math.ceil(last.width / 2), math.ceil(last.height / 2)
-    ) < 16
+    next_short = min(math.ceil(last.width / 2), math.ceil(last.height / 2))
+    # Down to 1024 px, unless no tile fits the next level, or (a canvas
+    # over ~4x longer than wide) the next level is under the floor of the
+    # shared tile: 128 px, or less where the tile or level 0 is smaller.
+    floor = min(tile, 128, max(16, min(width, height) // 16 * 16))
+    assert max(last.width, last.height) <= 1024 or next_short < 16 or (
+        next_short < floor <= last.tile
+    )
+    if len(plan) == 1 and width >= 4096:
+        assert next_short < 16  # ASAP refuses a single level this wide
 
 
 def test_plan_examples() -> None:
+    # One tile for all: the largest that fits the 625 x 469 overview.
     assert [(p.width, p.height, p.tile) for p in plan_pyramid(40000, 30000, 512)] == [
-        (40000, 30000, 512),
-        (20000, 15000, 512),
-        (10000, 7500, 512),
-        (5000, 3750, 512),
-        (2500, 1875, 512),
-        (1250, 938, 512),
+        (40000, 30000, 464),
+        (20000, 15000, 464),
+        (10000, 7500, 464),
+        (5000, 3750, 464),
+        (2500, 1875, 464),
+        (1250, 938, 464),
         (625, 469, 464),
+    ]
+    # A strip 10x longer than wide: a 64-px tile would fit 782 x 79; the
+    # pyramid stops at 1563 x 157 with a 144-px tile instead.
+    assert [(p.width, p.height, p.tile) for p in plan_pyramid(100000, 10000, 512)][-2:] == [
+        (3125, 313, 144),
+        (1563, 157, 144),
     ]
     assert [(p.width, p.height, p.tile) for p in plan_pyramid(100, 70, 512)] == [(100, 70, 64)]
     assert [(p.width, p.height, p.tile) for p in plan_pyramid(10, 10, 512)] == [(10, 10, 16)]
     # Long and thin: stops before a level under 16 px high.
     assert [(p.width, p.height, p.tile) for p in plan_pyramid(100000, 40, 512)] == [
-        (100000, 40, 32),
+        (100000, 40, 16),
         (50000, 20, 16),
     ]

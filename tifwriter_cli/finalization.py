@@ -92,6 +92,8 @@ def finalize(
     progress: bool = False,
     force: bool = False,
     engine: str = 'native',
+    flavor: str = 'wsi',
+    channel_names: list[str] | tuple[str, ...] | None = None,
 ) -> FinalizeReport:
     """Write the pyramidal TIFF ``out`` from a staging file (path) or a source.
 
@@ -99,6 +101,9 @@ def finalize(
     ``.read_region(x, y, width, height)`` (e.g.
     :class:`tifwriter_cli.sources.ArraySource`). ``compression`` and
     ``resampling`` default from the canvas kind (module docstring).
+    ``flavor`` is ``'wsi'`` (every level in the IFD chain: ASAP, OpenSlide,
+    large_image) or ``'ome'`` (an OME-TIFF, pyramid in SubIFDs: Bio-Formats,
+    so QuPath, Fiji, napari; ``channel_names`` go into its OME-XML).
     """
     from .engines import get_engine
     from .tiff.codecs import COMPRESSIONS
@@ -124,9 +129,21 @@ def finalize(
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidOptionError(f'workers must be a positive integer, got {workers!r}')
+    from .tiff.compat import FLAVORS
+
+    flavor = str(flavor).lower()
+    if flavor not in FLAVORS:
+        raise InvalidOptionError(f'flavor must be one of {", ".join(FLAVORS)}, got {flavor!r}')
+    if channel_names is not None and flavor != 'ome':
+        raise InvalidOptionError("channel_names= are written with flavor='ome' only")
     staging_input = staging if isinstance(staging, (str, os.PathLike)) else None
     out_path = check_output_path(out, overwrite=overwrite, inputs=(staging_input,))
     writer_engine = get_engine(engine)
+    if flavor not in writer_engine.flavors:
+        raise InvalidOptionError(
+            f'the {writer_engine.name} engine writes flavor {", ".join(writer_engine.flavors)}, '
+            f'not {flavor}'
+        )
 
     # -- the source ----------------------------------------------------------
     opened = None
@@ -154,6 +171,8 @@ def finalize(
             progress=progress,
             force=force,
             started=started,
+            flavor=flavor,
+            channel_names=channel_names,
         )
     finally:
         if opened is not None:
@@ -173,11 +192,14 @@ def _finalize_source(
     progress: bool,
     force: bool,
     started: float,
+    flavor: str = 'wsi',
+    channel_names: list[str] | tuple[str, ...] | None = None,
 ) -> FinalizeReport:
     from . import __version__
     from .engines import WriteOptions
-    from .tiff.codecs import check_compression, photometric_for, reader_problems, COMPRESSION_TAGS
-    from .tiff.metadata import provenance_description
+    from .tiff.codecs import COMPRESSION_TAGS, check_compression, photometric_for
+    from .tiff.compat import READER_TITLES, flavor_advice, plan_problems, reader_problems
+    from .tiff.metadata import default_channel_names, ome_description, provenance_description
     from .tiff.plan import plan_pyramid
 
     spec: CanvasSpec = source.spec
@@ -195,6 +217,28 @@ def _finalize_source(
             f'the {engine.name} engine resamples with {", ".join(engine.resamplings)}, '
             f'not {resampling}'
         )
+    if channel_names is not None:
+        channel_names = [str(name) for name in channel_names]
+        if len(channel_names) != spec.channels:
+            raise InvalidOptionError(
+                f'{len(channel_names)} channel name(s) given for {spec.channels} channel(s)'
+            )
+    description = provenance_description(
+        spec,
+        version=__version__,
+        resampling=resampling,
+        compression=compression,
+        engine=engine.name,
+    )
+    if flavor == 'ome':
+        try:
+            description = ome_description(
+                spec,
+                provenance=description,
+                channel_names=channel_names or default_channel_names(spec),
+            )
+        except ValueError as exc:
+            raise InvalidOptionError(str(exc)) from None
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -217,9 +261,18 @@ def _finalize_source(
         channels=spec.channels,
         photometric=photometric,
     )
+    if flavor == 'ome':
+        # An OME-TIFF is for Bio-Formats (and large_image); ASAP and
+        # OpenSlide do not read it at all, whatever the pixels.
+        problems = {r: problems[r] for r in ('bioformats', 'large_image')}
+        warn('OME-TIFF flavor: ASAP and OpenSlide do not read this file (ASAP refuses its OME-XML, '
+             'OpenSlide does not see its SubIFDs); --flavor wsi is for them')
     for reader, reasons in problems.items():
         if reasons:
-            warn(f'{_READER_NAMES[reader]} will not read this file correctly: {"; ".join(reasons)}')
+            warn(f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(reasons)}')
+    advice = flavor_advice(dtype=spec.dtype, channels=spec.channels, flavor=flavor)
+    if advice:
+        warn(advice)
 
     # A staging snapshot says what it took; in-memory sources have no such facts.
     fragments = len(source.fragment_paths) if hasattr(source, 'fragment_paths') else None
@@ -236,8 +289,11 @@ def _finalize_source(
         )
 
     levels = plan_pyramid(spec.width, spec.height, spec.tile_size)
-    if min(spec.width, spec.height) < 16:
-        log.info('canvas under 16 px on a side: written with a padded 16-px tile')
+    if flavor == 'wsi':
+        for reader, reasons in plan_problems(
+            [(level.width, level.height, level.tile) for level in levels]
+        ).items():
+            warn(f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(reasons)}')
     options = WriteOptions(
         spec=spec,
         levels=tuple(levels),
@@ -245,15 +301,10 @@ def _finalize_source(
         quality=quality,
         resampling=resampling,
         workers=workers,
-        description=provenance_description(
-            spec,
-            version=__version__,
-            resampling=resampling,
-            compression=compression,
-            engine=engine.name,
-        ),
+        description=description,
         software=f'tifwriter {__version__}',
         progress=progress,
+        flavor=flavor,
     )
     with atomic_output(out_path, overwrite=overwrite) as tmp:
         result = engine.write(source, tmp, options)
@@ -283,5 +334,3 @@ def _finalize_source(
         patches=patches,
     )
 
-
-_READER_NAMES = {'asap': 'ASAP', 'openslide_3.4': 'OpenSlide 3.4', 'openslide_4': 'OpenSlide 4'}

@@ -46,6 +46,20 @@ RESAMPLING_CHOICES = 'nearest|mode|mean|max|min'
     show_default=True,
     help="Writer: ours, or ASAP's multiresolutionimageinterface when installed.",
 )
+@click.option(
+    '--flavor',
+    type=click.Choice(['wsi', 'ome'], case_sensitive=False),
+    default='wsi',
+    show_default=True,
+    help='wsi: levels in the IFD chain (ASAP, OpenSlide, large_image); ome: an OME-TIFF, pyramid '
+    'in SubIFDs (Bio-Formats: QuPath, Fiji, napari).',
+)
+@click.option(
+    '--channel-names',
+    metavar='A,B,...',
+    default=None,
+    help='With --flavor ome: the channel names written into the OME-XML (comma-separated).',
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -58,6 +72,8 @@ def command(
     overwrite: bool,
     force: bool,
     engine: str,
+    flavor: str,
+    channel_names: str | None,
 ) -> None:
     """Write OUT.tif, a tiled pyramidal BigTIFF, from the staging file STAGING.
 
@@ -79,6 +95,8 @@ def command(
         progress=show_progress(ctx),
         force=force,
         engine=engine,
+        flavor=flavor,
+        channel_names=channel_names.split(',') if channel_names is not None else None,
     )
     # With -v the library's info line already said it.
     verbose = (ctx.find_root().obj or {}).get('verbosity', 0) >= 1

@@ -28,6 +28,7 @@ class AsapEngine(Engine):
     name = 'asap'
     compressions = ('none', 'lzw', 'jpeg')
     resamplings = ('nearest', 'mean')
+    flavors = ('wsi',)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

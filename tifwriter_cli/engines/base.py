@@ -27,6 +27,8 @@ class WriteOptions:
     description: str
     software: str
     progress: bool = False
+    #: 'wsi' (levels in the IFD chain) or 'ome' (OME-XML, levels in SubIFDs).
+    flavor: str = 'wsi'
 
 
 @dataclasses.dataclass
@@ -46,6 +48,8 @@ class Engine(abc.ABC):
     #: Compressions / resampling methods this engine can produce.
     compressions: ClassVar[tuple[str, ...]]
     resamplings: ClassVar[tuple[str, ...]]
+    #: TIFF flavours (tiff.compat.FLAVORS) this engine writes.
+    flavors: ClassVar[tuple[str, ...]] = ('wsi', 'ome')
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -301,6 +301,7 @@ class _Pipeline:
             ),
             description=options.description,
             software=options.software,
+            subifds=options.flavor == 'ome',
         )
         progress = None
         if options.progress:

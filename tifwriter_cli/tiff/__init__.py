@@ -1,4 +1,5 @@
-"""Pyramidal TIFF output: the plan, downsampling, codecs, our BigTIFF writer, inspection.
+"""Pyramidal TIFF output: the plan, downsampling, codecs, our BigTIFF writer,
+the readers' rules (compat), inspection.
 
 Submodules are imported where used (numpy and imagecodecs are heavy).
 """

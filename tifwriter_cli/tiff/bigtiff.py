@@ -9,6 +9,11 @@ level 0 first, every lower level a top-level IFD in the same chain with
 NewSubfileType 1 (see /work/shared/COMPAT.md), and the header is patched to
 point at the first IFD.
 
+With ``ImageInfo.subifds`` (the OME-TIFF flavour) the reduced levels are
+instead listed in level 0's SubIFDs tag (type IFD8) and level 0 is the only
+IFD of the chain: that is where Bio-Formats looks for an OME-TIFF's
+resolutions (and where ASAP and OpenSlide do not).
+
 The writer refuses to close while any tile is missing: readers must never
 see a TileByteCount of 0.
 """
@@ -29,9 +34,11 @@ from .plan import LevelPlan
 __all__ = ['BigTiffWriter', 'ImageInfo', 'rational', 'tile_digest']
 
 # TIFF field types.
-BYTE, ASCII, SHORT, LONG, RATIONAL, DOUBLE, LONG8 = 1, 2, 3, 4, 5, 12, 16
-_TYPE_FORMAT = {BYTE: 'B', ASCII: 's', SHORT: 'H', LONG: 'I', RATIONAL: 'I', DOUBLE: 'd', LONG8: 'Q'}
-_TYPE_SIZE = {BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 8, DOUBLE: 8, LONG8: 8}
+BYTE, ASCII, SHORT, LONG, RATIONAL, DOUBLE, LONG8, IFD8 = 1, 2, 3, 4, 5, 12, 16, 18
+_TYPE_FORMAT = {
+    BYTE: 'B', ASCII: 's', SHORT: 'H', LONG: 'I', RATIONAL: 'I', DOUBLE: 'd', LONG8: 'Q', IFD8: 'Q'
+}
+_TYPE_SIZE = {BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 8, DOUBLE: 8, LONG8: 8, IFD8: 8}
 
 #: Bytes of tile data buffered before a write() system call.
 _WRITE_BUFFER = 1 << 20
@@ -71,6 +78,8 @@ class ImageInfo:
     pixels_per_cm: tuple[float, float] | None = None
     description: str = ''
     software: str = ''
+    #: Reduced levels in level 0's SubIFDs instead of the IFD chain (OME-TIFF).
+    subifds: bool = False
 
 
 class BigTiffWriter:
@@ -93,6 +102,7 @@ class BigTiffWriter:
         self._counts = [numpy.zeros(level.tile_count, dtype='<u8') for level in self.levels]
         self._stored: dict[bytes, tuple[int, int]] = {}
         self._sample_range: tuple[Sequence[float], Sequence[float]] | None = None
+        self._subifd_offsets: list[int] = []
         self.tiles_written = 0
         self.bytes_stored = 0
         self._fh: BinaryIO = open(path, 'wb', buffering=_WRITE_BUFFER)  # noqa: SIM115
@@ -150,8 +160,18 @@ class BigTiffWriter:
             fh.write(b'\0' * pad)
             self._position += pad
         first_ifd = self._position
+        if self.info.subifds and len(self.levels) > 1:
+            # An IFD's size does not depend on where it goes: place them all,
+            # then write level 0 with its SubIFDs pointing at the others.
+            self._subifd_offsets = [0] * (len(self.levels) - 1)
+            position = first_ifd
+            offsets = []
+            for level in self.levels:
+                offsets.append(position)
+                position += self._ifd(level, position, True)[1]
+            self._subifd_offsets = offsets[1:]
         for number, level in enumerate(self.levels):
-            is_last = number == len(self.levels) - 1
+            is_last = self.info.subifds or number == len(self.levels) - 1
             block, size = self._ifd(level, self._position, is_last)
             fh.write(block)
             self._position += size
@@ -199,6 +219,8 @@ class BigTiffWriter:
         ]
         if level.index == 0 and info.description:
             entries.append((270, ASCII, info.description))
+        if level.index == 0 and info.subifds and len(self.levels) > 1:
+            entries.append((330, IFD8, tuple(self._subifd_offsets)))
         if info.software:
             entries.append((305, ASCII, info.software))
         if info.pixels_per_cm is not None:

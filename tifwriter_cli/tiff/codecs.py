@@ -1,4 +1,4 @@
-"""Tile compression, and which TIFF readers can decode what.
+"""Tile compression (which reader decodes which codec: :mod:`.compat`).
 
 Compressions we write (name -> TIFF Compression tag value):
 
@@ -36,15 +36,14 @@ from typing import Any, Callable
 import numpy
 
 from ..errors import InvalidOptionError
+from .compat import MINISBLACK, RGB, YCBCR
 
 __all__ = [
     'COMPRESSIONS',
     'COMPRESSION_TAGS',
-    'READERS',
     'TileEncoder',
     'compression_name',
     'photometric_for',
-    'reader_problems',
     'tile_encoder',
 ]
 
@@ -80,30 +79,6 @@ _TAG_NAMES: dict[int, str] = {
     50002: 'jpegxl',
 }
 
-#: The readers we judge files for (keys of every verdict).
-READERS = ('asap', 'openslide_3.4', 'openslide_4')
-
-#: Compression tag -> reader -> can it decode it. ASAP 2.2's TIFF reader
-#: accepts exactly 1, 5, 7, 32946 and 33005 (its TIFFImage.cpp). OpenSlide
-#: goes through libtiff (TIFFIsCODECConfigured): Debian 12's libtiff 4.5 and
-#: openslide-bin 4.0's both have zstd and webp (verified here by reading our
-#: zstd output with both); JPEG 2000 only through the Aperio vendor driver.
-READER_SUPPORT: dict[int, dict[str, bool]] = {
-    1: {'asap': True, 'openslide_3.4': True, 'openslide_4': True},
-    5: {'asap': True, 'openslide_3.4': True, 'openslide_4': True},
-    7: {'asap': True, 'openslide_3.4': True, 'openslide_4': True},
-    8: {'asap': False, 'openslide_3.4': True, 'openslide_4': True},
-    32773: {'asap': False, 'openslide_3.4': True, 'openslide_4': True},
-    32946: {'asap': True, 'openslide_3.4': True, 'openslide_4': True},
-    33003: {'asap': False, 'openslide_3.4': False, 'openslide_4': False},
-    33005: {'asap': True, 'openslide_3.4': False, 'openslide_4': False},
-    50000: {'asap': False, 'openslide_3.4': True, 'openslide_4': True},
-    50001: {'asap': False, 'openslide_3.4': True, 'openslide_4': True},
-}
-
-#: Photometric interpretation values.
-MINISBLACK, RGB, PALETTE, YCBCR = 1, 2, 3, 6
-
 
 def compression_name(tag: int) -> str:
     return _TAG_NAMES.get(int(tag), f'tag {int(tag)}')
@@ -123,63 +98,6 @@ def photometric_for(channels: int, compression: str) -> tuple[int, tuple[int, ..
     if channels == 4:
         return RGB, (2,)
     return MINISBLACK, (0,) * (channels - 1)
-
-
-def reader_problems(
-    *,
-    compression_tag: int,
-    dtype: numpy.dtype | str,
-    channels: int,
-    photometric: int,
-) -> dict[str, list[str]]:
-    """Why each reader cannot decode pixels of this kind (empty list: it can).
-
-    Covers compression, sample type and colour model; layout rules (tiling,
-    levels, tags) are checked by :mod:`.inspect`.
-    """
-    dtype = numpy.dtype(dtype)
-    name = compression_name(compression_tag)
-    support = READER_SUPPORT.get(int(compression_tag))
-    problems: dict[str, list[str]] = {reader: [] for reader in READERS}
-    for reader in READERS:
-        if support is None or not support[reader]:
-            problems[reader].append(f'cannot decode compression {name} ({compression_tag})')
-    # ASAP: unsigned 8/16/32-bit or float32 (TIFFImage.cpp); MinIsBlack,
-    # RGB with 3 or 4 samples, or YCbCr JPEG; no palette.
-    if dtype.str[1:] not in ('u1', 'u2', 'u4', 'f4'):
-        problems['asap'].append(f'sample type {dtype} (ASAP reads uint8/16/32 and float32)')
-    if photometric not in (MINISBLACK, RGB, YCBCR):
-        problems['asap'].append(f'photometric {photometric} (ASAP reads MinIsBlack, RGB, YCbCr)')
-    elif photometric == RGB and channels not in (3, 4):
-        problems['asap'].append(f'RGB with {channels} samples (ASAP reads 3 or 4)')
-    elif photometric == YCBCR and compression_tag != 7:
-        problems['asap'].append('YCbCr without JPEG compression')
-    # OpenSlide decodes through libtiff's RGBA interface: 8 or 16 bits per
-    # sample (16 is scaled down to 8), integers only, and a colour model
-    # libtiff can turn into RGBA.
-    for reader in ('openslide_3.4', 'openslide_4'):
-        if dtype.kind == 'f':
-            problems[reader].append(f'{dtype} samples (OpenSlide cannot handle floating point)')
-        elif dtype.itemsize > 2:
-            problems[reader].append(
-                f'{dtype.itemsize * 8}-bit samples (OpenSlide cannot handle 32-bit samples)'
-            )
-        elif dtype.kind != 'u':
-            problems[reader].append(f'{dtype} samples (OpenSlide reads unsigned integers)')
-        if photometric == MINISBLACK and channels > 1:
-            problems[reader].append(
-                f'{channels} MinIsBlack samples (OpenSlide shows only the first channel, as grey)'
-            )
-    if photometric == MINISBLACK and (channels > 1 or dtype.itemsize > 1):
-        # Verified with OpenSlide 4.0.1 (openslide-bin): in grey images of
-        # more than one byte per pixel (16-bit, or several samples) the
-        # partial tiles at the right edge of a level read wrong; 3.4.1 with
-        # Debian's libtiff reads them correctly, and so does RGB(A).
-        problems['openslide_4'].append(
-            'right-edge partial tiles of grey images with more than 8 bits per pixel read wrong '
-            '(OpenSlide 4.0.1)'
-        )
-    return problems
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,34 +1,29 @@
-"""``info`` on a TIFF: its levels, and whether ASAP and OpenSlide accept it.
+"""``info`` on a TIFF: its levels, and which readers open it right.
 
-Each reader gets a verdict ``{'ok': bool, 'reasons': [...], 'notes': [...]}``
-checked against /work/shared/COMPAT.md (and ASAP 2.2's TIFFImage.cpp,
-OpenSlide's generic-tiff driver). ``reasons`` make the reader fail (it
-refuses the file, sees fewer levels, or shows wrong pixels); ``notes`` are
-worth knowing but harmless to opening it (no pixel size, inch units, ...).
-
-Readers judged: ``asap`` (ASAP 2.2's own TIFF reader), ``openslide_3.4``
-(Debian 12's OpenSlide 3.4.1 with libtiff 4.5) and ``openslide_4``
-(OpenSlide >= 4.0.1).
+Reads the facts of every IFD (and of level 0's SubIFDs, an OME-TIFF's
+pyramid) with tifffile; the verdicts come from the rules in :mod:`.compat`,
+one per reader: ``asap``, ``openslide_3.4``, ``openslide_4``,
+``large_image``, ``bioformats``, ``qupath``. ``accepted_by`` names exactly
+the readers whose verdict is ok.
 
 Top-level ``ok`` (what ``tifwriter info`` exits 0 for) means: a tiled
-pyramidal TIFF that the current readers accept as laid out. Precisely, all
-of these hold:
+pyramidal TIFF that the readers of its flavour accept as laid out.
+Precisely, all of these hold:
 
-1. level 0 (the first IFD) is tiled, and the pyramid is not hidden in
-   SubIFDs;
+1. level 0 (the first IFD) is tiled;
 2. it is pyramidal: the smallest level's long side is <= 4096 px, or its
    short side is <= 30 px (halving it again would leave no room for a
    16-px tile);
-3. neither ASAP nor OpenSlide 4 has a *layout* reason to fail: anything
+3. the flavour's readers - ASAP and OpenSlide 4 for a plain (``wsi``) TIFF,
+   Bio-Formats for an OME-TIFF - have no *layout* reason to fail: anything
    a writer controls (tiling, tile sizes, level order, NewSubfileType,
-   compression, ImageDescription, tile byte counts, ...);
-4. at least one of ASAP and OpenSlide 4 accepts it completely.
+   SubIFDs, compression, ImageDescription, tile byte counts, ...);
+4. at least one of them accepts it completely.
 
 So a float32 or uint32 mask (OpenSlide cannot show 32-bit samples at all,
 ASAP reads it) is ok, but Adobe Deflate (8), zstd, or ``xml`` in the
-description (ASAP refuses the file) are not. OpenSlide 3.4's verdict is
-reported but does not decide ``ok`` (its limits, e.g. tiles larger than a
-small level, are those of an old release).
+description of a plain TIFF (ASAP refuses the file) are not. The other
+readers' verdicts are reported but do not decide ``ok``.
 """
 
 from __future__ import annotations
@@ -40,8 +35,9 @@ from typing import Any, Iterator
 
 from ..errors import NotATiffError
 from ..report import format_bytes
-from .codecs import READERS, compression_name, reader_problems
-from .metadata import FORBIDDEN_DESCRIPTION_WORDS, parse_description
+from .codecs import compression_name
+from .compat import READER_TITLES, accepting_readers, judge
+from .metadata import parse_description
 
 __all__ = ['inspect_tiff', 'format_tiff_report']
 
@@ -55,46 +51,6 @@ _PHOTOMETRIC_NAMES = {
     6: 'YCbCr',
     8: 'CIELab',
 }
-_READER_TITLES = {'asap': 'ASAP 2.2', 'openslide_3.4': 'OpenSlide 3.4', 'openslide_4': 'OpenSlide 4'}
-#: Pyramid criterion (module docstring, rule 2).
-_OVERVIEW_LIMIT = 4096
-_SHORT_SIDE_LIMIT = 30
-
-LAYOUT, PIXELS = 'layout', 'pixels'
-
-
-class _Verdicts:
-    def __init__(self) -> None:
-        self.reasons: dict[str, list[tuple[str, str]]] = {r: [] for r in READERS}
-        self.notes: dict[str, list[str]] = {r: [] for r in READERS}
-
-    def fail(self, readers: tuple[str, ...], text: str, category: str = LAYOUT) -> None:
-        for reader in readers:
-            if (category, text) not in self.reasons[reader]:
-                self.reasons[reader].append((category, text))
-
-    def note(self, readers: tuple[str, ...], text: str) -> None:
-        for reader in readers:
-            if text not in self.notes[reader]:
-                self.notes[reader].append(text)
-
-    def layout_ok(self, reader: str) -> bool:
-        return all(category != LAYOUT for category, _ in self.reasons[reader])
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            reader: {
-                'ok': not self.reasons[reader],
-                'reasons': [text for _, text in self.reasons[reader]],
-                'notes': list(self.notes[reader]),
-            }
-            for reader in READERS
-        }
-
-
-ALL = READERS
-OPENSLIDE = ('openslide_3.4', 'openslide_4')
-
 
 def inspect_tiff(path: str | os.PathLike) -> dict[str, Any]:
     """Levels, pixel type, spacing, provenance and reader verdicts of a TIFF."""
@@ -109,13 +65,14 @@ def inspect_tiff(path: str | os.PathLike) -> dict[str, Any]:
         try:
             with tif:
                 ifds = [_ifd_facts(page, number) for number, page in enumerate(tif.pages)]
+                sub_ifds = _sub_ifd_facts(tif) if ifds and ifds[0]['subifds'] else []
                 is_bigtiff = tif.is_bigtiff
         except Exception as exc:  # tifffile raises many kinds on a damaged file
             raise NotATiffError(f'{path} is a damaged TIFF ({_one_line(exc)})') from None
     if not ifds:
         why = f' ({warnings[0]})' if warnings else ''
         raise NotATiffError(f'{path} is a damaged TIFF: no readable image{why}')
-    report = _judge(path, ifds, is_bigtiff)
+    report = _report(path, ifds, sub_ifds, is_bigtiff)
     if warnings:
         # tifffile read past damage (e.g. a broken IFD chain): the readers
         # would stumble there too.
@@ -199,22 +156,17 @@ def _ifd_facts(page: Any, number: int) -> dict[str, Any]:
     }
 
 
-def _ratio(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, tuple):
-        if len(value) != 2 or not value[1]:
-            return None
-        return value[0] / value[1]
-    return float(value)
+def _sub_ifd_facts(tif: Any) -> list[dict[str, Any]]:
+    """Facts of level 0's SubIFDs (an OME-TIFF's reduced levels), in order."""
+    import tifffile
 
-
-def _as_list(value: Any) -> list[float] | None:
-    if value is None:
-        return None
-    if isinstance(value, (tuple, list)):
-        return [float(v) for v in value]
-    return [float(value)]
+    page = tif.pages[0]
+    facts = []
+    for number, offset in enumerate(page.subifds or ()):
+        tif.filehandle.seek(offset)
+        sub = tifffile.TiffPage(tif, index=(0, number))
+        facts.append(_ifd_facts(sub, f'0 SubIFD {number}'))
+    return facts
 
 
 def _spacing_um(ifd: dict[str, Any]) -> list[float] | None:
@@ -225,124 +177,16 @@ def _spacing_um(ifd: dict[str, Any]) -> list[float] | None:
     return [per_unit / ifd['x_resolution'], per_unit / ifd['y_resolution']]
 
 
-def _judge(path: str, ifds: list[dict[str, Any]], is_bigtiff: bool) -> dict[str, Any]:
-    v = _Verdicts()
-    top_reasons: list[str] = []
+def _report(
+    path: str, ifds: list[dict[str, Any]], sub_ifds: list[dict[str, Any]], is_bigtiff: bool
+) -> dict[str, Any]:
     file_bytes = os.path.getsize(path)
     first = ifds[0]
-    levels = [ifd for ifd in ifds if ifd['tiled']]
+    verdict = judge(ifds, sub_ifds, file_bytes)
+    levels = verdict['pyramid']
     others = [ifd for ifd in ifds if not ifd['tiled']]
-
-    # -- tiling and the pyramid's shape ---------------------------------------
-    if not first['tiled']:
-        text = 'level 0 is stored in strips, not tiles'
-        v.fail(ALL, text)
-        top_reasons.append(text)
-    if first['subifds'] and len(levels) <= 1:
-        text = (
-            f'the pyramid is in {first["subifds"]} SubIFD(s), which ASAP and OpenSlide do not '
-            'see: they open one level only'
-        )
-        v.fail(ALL, text)
-        top_reasons.append(text)
-    elif first['subifds']:
-        v.note(ALL, 'SubIFDs present: readers ignore them')
-    for ifd in levels:
-        tile_w, tile_h = ifd['tile_width'], ifd['tile_height']
-        name = f'IFD {ifd["ifd"]}'
-        if tile_w % 16 or tile_h % 16:
-            v.fail(ALL, f'{name}: tile {tile_w}x{tile_h} is not a multiple of 16 (libtiff refuses it)')
-        if tile_w > ifd['width'] or tile_h > ifd['height']:
-            v.fail(
-                ('openslide_3.4',),
-                f'{name}: tile {tile_w}x{tile_h} larger than the level {ifd["width"]}x{ifd["height"]} '
-                '(OpenSlide 3.4.1 with libtiff 4.5 reads it as garbage)',
-            )
-        if ifd['zero_byte_tiles']:
-            v.fail(
-                ('openslide_3.4',),
-                f'{name}: {ifd["zero_byte_tiles"]} tile(s) with byte count 0 '
-                '(OpenSlide before 4.0.1 fails the read)',
-            )
-            v.note(('openslide_4',), f'{name}: {ifd["zero_byte_tiles"]} missing tile(s) shown transparent')
-            v.note(('asap',), f'{name}: {ifd["zero_byte_tiles"]} missing tile(s) read as 0')
-        if ifd['data_end'] > file_bytes:
-            v.fail(ALL, f'{name}: tile data runs past the end of the file (truncated?)')
-        if ifd['planar'] != 1:
-            v.fail(ALL, f'{name}: PlanarConfiguration {ifd["planar"]} (readers need 1, contiguous)')
-        problems = reader_problems(
-            compression_tag=ifd['compression_tag'],
-            dtype=ifd['dtype'] or 'uint8',
-            channels=ifd['channels'],
-            photometric=ifd['photometric'],
-        )
-        compression_text = f'cannot decode compression {compression_name(ifd["compression_tag"])}'
-        for reader, texts in problems.items():
-            for text in texts:
-                category = LAYOUT if text.startswith(compression_text) else PIXELS
-                v.fail((reader,), text, category)
-        if ifd['dtype'] is None:
-            v.fail(ALL, f'{name}: unsupported sample layout ({ifd["bits"]} bits, format {ifd["sample_format"]})', PIXELS)
-    if levels:
-        widest = max(levels, key=lambda ifd: ifd['width'])
-        if widest is not levels[0] or widest['height'] < max(ifd['height'] for ifd in levels):
-            v.fail(ALL, 'level 0 is not the first (largest) image')
-    if first['new_subfile_type'] & 1:
-        v.note(ALL, f'level 0 has NewSubfileType {first["new_subfile_type"]} (expected 0)')
-    for previous, ifd in zip(levels, levels[1:]):
-        if ifd['width'] >= previous['width']:
-            v.fail(
-                ('asap',),
-                f'IFD {ifd["ifd"]} ({ifd["width"]} px wide) is not narrower than IFD '
-                f'{previous["ifd"]} ({previous["width"]} px): ASAP refuses the file',
-            )
-    for ifd in levels[1:]:
-        if not ifd['new_subfile_type'] & 1:
-            v.fail(
-                OPENSLIDE,
-                f'IFD {ifd["ifd"]} has NewSubfileType {ifd["new_subfile_type"]}, not 1 '
-                '(reduced image): OpenSlide skips that level',
-            )
-    if others and first['tiled']:
-        v.note(ALL, f'{len(others)} untiled IFD(s) (thumbnail/label?) ignored by the readers')
-
-    # -- metadata ---------------------------------------------------------------
     description = first['description']
-    found = [word for word in FORBIDDEN_DESCRIPTION_WORDS if word in description]
-    if found:
-        v.fail(
-            ('asap',),
-            f'ImageDescription contains {", ".join(repr(w) for w in found)}: ASAP takes it for '
-            'OME-TIFF/DICOM and refuses it',
-        )
-    spacing = _spacing_um(first) if first else None
     unit = first['resolution_unit']
-    if first['x_resolution'] is None or unit in (None, 1):
-        v.note(ALL, 'no physical pixel size (XResolution/ResolutionUnit): no mpp, no scale bar')
-    elif unit == 2:
-        v.note(('asap',), 'resolution in inches: ASAP reads it as px/cm, spacing 2.54x off')
-    for ifd in levels[1:]:
-        if first['x_resolution'] and not ifd['x_resolution']:
-            v.note(ALL, f'IFD {ifd["ifd"]} has no resolution tags')
-            break
-
-    # -- pyramid and top-level verdict -----------------------------------------
-    if levels:
-        smallest = levels[-1] if len(levels) == 1 else min(levels, key=lambda ifd: ifd['width'])
-        long_side = max(smallest['width'], smallest['height'])
-        short_side = min(smallest['width'], smallest['height'])
-        if long_side > _OVERVIEW_LIMIT and short_side > _SHORT_SIDE_LIMIT and not top_reasons:
-            top_reasons.append(
-                f'no pyramid: the smallest level is {smallest["width"]}x{smallest["height"]} '
-                f'(needs reduced levels down to {_OVERVIEW_LIMIT} px or less)'
-            )
-    for reader in ('asap', 'openslide_4'):
-        texts = [t for c, t in v.reasons[reader] if c == LAYOUT and t not in top_reasons]
-        if texts:
-            top_reasons.append(f'{_READER_TITLES[reader]}: ' + '; '.join(texts))
-    if v.reasons['asap'] and v.reasons['openslide_4'] and not top_reasons:
-        top_reasons.append('neither ASAP nor OpenSlide 4 can show these pixels')
-
     level0_width = first['width']
     level_rows = [
         {
@@ -362,11 +206,12 @@ def _judge(path: str, ifds: list[dict[str, Any]], is_bigtiff: bool) -> dict[str,
         for ifd in levels
     ]
     chunks: set[tuple[int, int]] = set()
-    for ifd in ifds:
+    for ifd in ifds + sub_ifds:
         chunks |= ifd['chunks']
     return {
         'path': path,
         'format': 'BigTIFF' if is_bigtiff else 'TIFF',
+        'flavor': verdict['flavor'],
         'file_bytes': file_bytes,
         'levels': level_rows,
         'other_ifds': [
@@ -377,7 +222,7 @@ def _judge(path: str, ifds: list[dict[str, Any]], is_bigtiff: bool) -> dict[str,
         'channels': first['channels'],
         'photometric': _PHOTOMETRIC_NAMES.get(first['photometric'], str(first['photometric'])),
         'compression': compression_name(first['compression_tag']),
-        'spacing_um': spacing,
+        'spacing_um': _spacing_um(first),
         'resolution_unit': {1: 'none', 2: 'inch', 3: 'centimeter'}.get(unit or 1, str(unit)),
         'description': description,
         'provenance': parse_description(description),
@@ -387,13 +232,34 @@ def _judge(path: str, ifds: list[dict[str, Any]], is_bigtiff: bool) -> dict[str,
             else None
         ),
         'tiles': {
-            'referenced': sum(ifd['tiles'] for ifd in ifds),
+            'referenced': sum(ifd['tiles'] for ifd in ifds + sub_ifds),
             'stored': len(chunks),
         },
-        'readers': v.as_dict(),
-        'ok': not top_reasons,
-        'reasons': top_reasons,
+        'readers': verdict['readers'],
+        'accepted_by': accepting_readers(verdict['readers']),
+        'ok': verdict['ok'],
+        'reasons': verdict['reasons'],
     }
+
+
+def _ratio(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        if len(value) != 2 or not value[1]:
+            return None
+        return value[0] / value[1]
+    return float(value)
+
+
+def _as_list(value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):  # BYTE-typed (ASAP's writer stores them so)
+        return [float(v) for v in value]
+    if isinstance(value, (tuple, list)):
+        return [float(v) for v in value]
+    return [float(value)]
 
 
 def format_tiff_report(r: dict[str, Any]) -> str:
@@ -437,15 +303,16 @@ def format_tiff_report(r: dict[str, Any]) -> str:
     lines.append(f'tiles         {r["tiles"]["referenced"]} referenced, {r["tiles"]["stored"]} stored')
     for reader, verdict in r['readers'].items():
         status = 'ok' if verdict['ok'] else 'FAILS'
-        lines.append(f'{_READER_TITLES[reader]:<14}{status}')
+        lines.append(f'{READER_TITLES[reader]:<14}{status}')
         for reason in verdict['reasons']:
             lines.append(f'    - {reason}')
         for note in verdict['notes']:
             lines.append(f'    note: {note}')
+    accepted = ', '.join(r['accepted_by']) or 'no reader judged here'
     if r['ok']:
-        lines.append('verdict       ok: a tiled pyramidal TIFF that ASAP and OpenSlide accept')
+        lines.append(f'verdict       ok: a tiled pyramidal TIFF ({r["flavor"]}); opens right in {accepted}')
     else:
-        lines.append('verdict       NOT OK')
+        lines.append(f'verdict       NOT OK (opens right in: {accepted})')
         for reason in r['reasons']:
             lines.append(f'    - {reason}')
     return '\n'.join(lines)
