@@ -1,0 +1,233 @@
+/* TIFF LZW (Compression 5) encoder: the optional compiled speed-up of lzw.py.
+ *
+ * Produces byte for byte what imagecodecs.lzw_encode produces (and what
+ * tifwriter_cli.tiff.lzw.reference_encode models in Python): CLEAR, codes
+ * MSB-first, each written after its table entry is added, widths 9..12 with
+ * early change, a 12-bit CLEAR when the next code would be 4096, EOI, then
+ * 1 to 8 zero bits up to the next byte boundary. lzw.py checks that once per
+ * process against reference_encode and parses every segment it splices, so a
+ * build that deviates is simply not used.
+ *
+ * Why it is faster than a general encoder: the string table is indexed
+ * directly by (code, byte) instead of hashed. Tiles of label masks and
+ * probability maps use few distinct byte values, so the bytes are first
+ * mapped to a dense alphabet of K symbols and the table is 4096 x K entries;
+ * the common step (the string grows by a byte already in the table) is one
+ * load and one compare. Entries carry the number of the table generation
+ * (table resets after 3838 codes), so a reset costs nothing. Inputs with
+ * more than DIRECT_MAX distinct bytes use an open-addressing hash table,
+ * stamped the same way. The GIL is released while encoding.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLEAR 256
+#define EOI 257
+#define DIRECT_MAX 64
+#define HASH_BITS 14
+#define HASH_SIZE (1u << HASH_BITS)
+
+typedef struct {
+    uint8_t *out;
+    uint64_t acc;
+    int nbits;
+} BitWriter;
+
+static inline void put(BitWriter *w, uint32_t code, int width)
+{
+    w->acc = (w->acc << width) | code;
+    w->nbits += width;
+    while (w->nbits >= 8) {
+        w->nbits -= 8;
+        *w->out++ = (uint8_t)(w->acc >> w->nbits);
+    }
+}
+
+/* Width bookkeeping shared by both table kinds: after adding entry
+ * `next_code - 1` and writing a code. Returns 1 when the table is full
+ * (a CLEAR was written and the caller must start a new generation). */
+static inline int after_code(BitWriter *w, uint32_t *next_code, int *width)
+{
+    uint32_t next = *next_code;
+    if (next == 512) {
+        *width = 10;
+    } else if (next == 1024) {
+        *width = 11;
+    } else if (next == 2048) {
+        *width = 12;
+    } else if (next == 4096) {
+        put(w, CLEAR, *width);
+        *next_code = 258;
+        *width = 9;
+        return 1;
+    }
+    return 0;
+}
+
+static void finish(BitWriter *w, uint32_t omega, uint32_t next_code, int width)
+{
+    put(w, omega, width);
+    if (next_code == 511) {
+        width = 10;
+    } else if (next_code == 1023) {
+        width = 11;
+    } else if (next_code == 2047) {
+        width = 12;
+    }
+    put(w, EOI, width);
+    /* 1..8 zero bits to the next byte boundary (imagecodecs' padding). */
+    put(w, 0, 8 - (w->nbits & 7));
+}
+
+/* Direct table: entry (code, symbol) = generation << 12 | child code. */
+static int encode_direct(const uint8_t *src, Py_ssize_t n, const uint8_t *symbol, int k, BitWriter *w)
+{
+    uint32_t *table = calloc((size_t)4096 * (size_t)k, sizeof(uint32_t));
+    if (table == NULL) {
+        return -1;
+    }
+    uint32_t generation = 1u << 12;
+    uint32_t next_code = 258;
+    int width = 9;
+    uint32_t omega = src[0];
+    for (Py_ssize_t i = 1; i < n; i++) {
+        uint8_t byte = src[i];
+        uint32_t *slot = &table[omega * (uint32_t)k + symbol[byte]];
+        uint32_t entry = *slot;
+        if ((entry & ~0xFFFu) == generation) {
+            omega = entry & 0xFFFu;
+            continue;
+        }
+        *slot = generation | next_code;
+        next_code++;
+        put(w, omega, width);
+        omega = byte;
+        if (after_code(w, &next_code, &width)) {
+            generation += 1u << 12;
+            if (generation == 0) { /* wrapped (after ~4e9 codes): a real reset */
+                memset(table, 0, (size_t)4096 * (size_t)k * sizeof(uint32_t));
+                generation = 1u << 12;
+            }
+        }
+    }
+    finish(w, omega, next_code, width);
+    free(table);
+    return 0;
+}
+
+/* Hash table: key = generation << 20 | code << 8 | byte (never 0). */
+static int encode_hashed(const uint8_t *src, Py_ssize_t n, BitWriter *w)
+{
+    uint64_t *keys = calloc(HASH_SIZE, sizeof(uint64_t));
+    uint16_t *codes = malloc(HASH_SIZE * sizeof(uint16_t));
+    if (keys == NULL || codes == NULL) {
+        free(keys);
+        free(codes);
+        return -1;
+    }
+    uint64_t generation = (uint64_t)1 << 20;
+    uint32_t next_code = 258;
+    int width = 9;
+    uint32_t omega = src[0];
+    for (Py_ssize_t i = 1; i < n; i++) {
+        uint8_t byte = src[i];
+        uint32_t pair = omega << 8 | byte;
+        uint64_t key = generation | pair;
+        uint32_t h = (pair * 2654435761u) >> (32 - HASH_BITS);
+        int found = 0;
+        while (keys[h] != 0 && (keys[h] >> 20) >= (generation >> 20)) {
+            if (keys[h] == key) {
+                found = 1;
+                break;
+            }
+            h = (h + 1) & (HASH_SIZE - 1);
+        }
+        if (found) {
+            omega = codes[h];
+            continue;
+        }
+        /* An empty slot or one of an older generation: take it. At most
+         * 3838 live entries in 16384 slots keeps probe runs short; stale
+         * slots are reused, so older generations never pile up. */
+        keys[h] = key;
+        codes[h] = (uint16_t)next_code;
+        next_code++;
+        put(w, omega, width);
+        omega = byte;
+        if (after_code(w, &next_code, &width)) {
+            generation += (uint64_t)1 << 20;
+        }
+    }
+    finish(w, omega, next_code, width);
+    free(keys);
+    free(codes);
+    return 0;
+}
+
+static PyObject *lzw_encode(PyObject *module, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0) {
+        return NULL;
+    }
+    const uint8_t *src = view.buf;
+    Py_ssize_t n = view.len;
+    /* At most n + 1 codes plus one CLEAR per 3838 codes, each <= 12 bits. */
+    size_t bound = (size_t)n * 2 + 64;
+    uint8_t *out = malloc(bound);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    BitWriter w = {out, 0, 0};
+    int status = 0;
+    Py_BEGIN_ALLOW_THREADS
+    put(&w, CLEAR, 9);
+    if (n == 0) {
+        put(&w, EOI, 9);
+        put(&w, 0, 8 - (w.nbits & 7));
+    } else {
+        uint8_t seen[256] = {0};
+        uint8_t symbol[256];
+        int k = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            seen[src[i]] = 1;
+        }
+        for (int b = 0; b < 256; b++) {
+            symbol[b] = (uint8_t)k;
+            k += seen[b];
+        }
+        if (k <= DIRECT_MAX) {
+            status = encode_direct(src, n, symbol, k, &w);
+        } else {
+            status = encode_hashed(src, n, &w);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (status < 0) {
+        free(out);
+        return PyErr_NoMemory();
+    }
+    PyObject *result = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)(w.out - out));
+    free(out);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"lzw_encode", lzw_encode, METH_O,
+     "lzw_encode(data) -> bytes: TIFF LZW stream of a C-contiguous buffer (as imagecodecs.lzw_encode)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_lzw", "Compiled TIFF LZW encoder (optional; see lzw.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__lzw(void)
+{
+    return PyModule_Create(&module_def);
+}
