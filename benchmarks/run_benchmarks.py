@@ -395,7 +395,7 @@ class Runner:
         else:
             self.skip(name, 'libvips', 'libvips tiffsave', 'not installed (pip install .[bench])')
         if 'floor' in self.peers:
-            result = self.run_step(name, 'floor', 'codec floor (imagecodecs, all cores)', self.peer(
+            result = self.run_step(name, 'floor', 'codec floor (all cores)', self.peer(
                 'floor', '--input', inputs.array_path, '--kind', case.input_kind, '--like', ours,
                 '--compression', case.compression, '--quality', JPEG_QUALITY, '--tile', inputs.tile,
                 '--predictor', predictor,
@@ -404,6 +404,7 @@ class Runner:
                 reported = result.measurement.reported
                 result.output_bytes = reported.get('bytes_out')
                 result.note = (
+                    f"{reported.get('lzw_encoder') or 'imagecodecs'} encoder; "
                     f"encode only: {reported.get('tiles')} tiles, {reported.get('levels')} levels, "
                     f"{reported.get('workers')} threads; distinct tiles only "
                     f"({reported.get('distinct_tiles')}): {reported.get('distinct_encode_wall_s', 0):.2f} s"
