@@ -609,3 +609,27 @@ def test_finalized_spliced_tiles_read_back(
                 decoded = imagecodecs.lzw_decode(stream)
                 spliced += stream != imagecodecs.lzw_encode(decoded)
             assert spliced >= 3, f"only {spliced} spliced tiles on a level"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    height=st.integers(1, 70),
+    row_bytes=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    min_rows=st.integers(1, 6),
+)
+def test_uniform_row_blocks_compiled_equal_numpy(
+    monkeypatch: pytest.MonkeyPatch, height: int, row_bytes: int, seed: int, min_rows: int
+) -> None:
+    compiled_encoder()
+    rng = numpy.random.default_rng(seed)
+    rows = rng.integers(0, 3, (height, row_bytes), dtype=numpy.uint8)
+    for y in rng.integers(0, height, height // 2):  # uniform rows, runs of them
+        rows[y : y + int(rng.integers(1, 8))] = rng.integers(0, 3)
+    row = int(rng.integers(0, height))
+    rows[row] = 2
+    rows[row, -1] = 1  # differs in the last byte only (the 8-byte loop's tail)
+    compiled = lzw._uniform_blocks(rows, min_rows)
+    with monkeypatch.context() as patch:
+        patch.setattr(lzw, '_compiled', None)
+        assert compiled == lzw._uniform_blocks(rows, min_rows)

@@ -82,34 +82,43 @@ static void finish(BitWriter *w, uint32_t omega, uint32_t next_code, int width)
     put(w, 0, 8 - (w->nbits & 7));
 }
 
-/* Direct table: entry (code, symbol) = generation << 12 | child code. */
+/* Direct table: row of code c at c << shift (shift: the alphabet rounded up
+ * to a power of two, so following an entry costs a shift, not a multiply);
+ * entry = stamp << 12 | child code, 16 bits: a small footprint keeps the hot
+ * rows in the L1/L2 cache. Stamps 1..15 (0: never set); after 15 table
+ * generations the table is cleared for real. */
 static int encode_direct(const uint8_t *src, Py_ssize_t n, const uint8_t *symbol, int k, BitWriter *w)
 {
-    uint32_t *table = calloc((size_t)4096 * (size_t)k, sizeof(uint32_t));
+    int shift = 0;
+    while ((1 << shift) < k) {
+        shift++;
+    }
+    size_t entries = (size_t)4096 << shift;
+    uint16_t *table = calloc(entries, sizeof(uint16_t));
     if (table == NULL) {
         return -1;
     }
-    uint32_t generation = 1u << 12;
+    uint32_t stamp = 1u << 12;
     uint32_t next_code = 258;
     int width = 9;
     uint32_t omega = src[0];
     for (Py_ssize_t i = 1; i < n; i++) {
         uint8_t byte = src[i];
-        uint32_t *slot = &table[omega * (uint32_t)k + symbol[byte]];
+        uint16_t *slot = &table[(omega << shift) | symbol[byte]];
         uint32_t entry = *slot;
-        if ((entry & ~0xFFFu) == generation) {
+        if ((entry & 0xF000u) == stamp) {
             omega = entry & 0xFFFu;
             continue;
         }
-        *slot = generation | next_code;
+        *slot = (uint16_t)(stamp | next_code);
         next_code++;
         put(w, omega, width);
         omega = byte;
         if (after_code(w, &next_code, &width)) {
-            generation += 1u << 12;
-            if (generation == 0) { /* wrapped (after ~4e9 codes): a real reset */
-                memset(table, 0, (size_t)4096 * (size_t)k * sizeof(uint32_t));
-                generation = 1u << 12;
+            stamp += 1u << 12;
+            if (stamp == 0x10000u) { /* 15 generations used: clear for real */
+                memset(table, 0, entries * sizeof(uint16_t));
+                stamp = 1u << 12;
             }
         }
     }
@@ -217,7 +226,56 @@ static PyObject *lzw_encode(PyObject *module, PyObject *arg)
     return result;
 }
 
+/* uniform_rows(data, row_bytes) -> bytes: one int16 per row of the
+ * C-contiguous buffer (native byte order): the byte every byte of the row
+ * equals, or -1. Stops comparing a row at its first differing byte, so a
+ * busy tile costs a few bytes per row. */
+static PyObject *uniform_rows(PyObject *module, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t row_bytes;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &row_bytes)) {
+        return NULL;
+    }
+    if (row_bytes <= 0 || view.len % row_bytes) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "buffer length is not a multiple of row_bytes");
+        return NULL;
+    }
+    Py_ssize_t rows = view.len / row_bytes;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, rows * (Py_ssize_t)sizeof(int16_t));
+    if (result == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    int16_t *out = (int16_t *)PyBytes_AS_STRING(result);
+    const uint8_t *src = view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const uint8_t *row = src + r * row_bytes;
+        uint8_t first = row[0];
+        Py_ssize_t i = 1;
+        /* 8 bytes at a time against the first byte repeated. */
+        uint64_t pattern = 0x0101010101010101ull * first;
+        for (; i + 8 <= row_bytes; i += 8) {
+            uint64_t word;
+            memcpy(&word, row + i, 8);
+            if (word != pattern) {
+                break;
+            }
+        }
+        for (; i < row_bytes && row[i] == first; i++) {
+        }
+        out[r] = i == row_bytes ? (int16_t)first : (int16_t)-1;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"uniform_rows", uniform_rows, METH_VARARGS,
+     "uniform_rows(data, row_bytes) -> bytes: per row an int16, the row's one byte value or -1."},
     {"lzw_encode", lzw_encode, METH_O,
      "lzw_encode(data) -> bytes: TIFF LZW stream of a C-contiguous buffer (as imagecodecs.lzw_encode)."},
     {NULL, NULL, 0, NULL},

@@ -432,6 +432,11 @@ class _Stream:
 
 _REPEAT_BYTE = numpy.uint64(0x0101010101010101)
 
+try:  # the compiled helpers (optional, see segment_encoder)
+    from . import _lzw as _compiled  # type: ignore[attr-defined]
+except ImportError:
+    _compiled = None
+
 
 def _uniform_blocks(rows: numpy.ndarray, min_rows: int) -> list[tuple[int, int, int]]:
     """(first row, end row, byte) of each block of >= min_rows rows all of one byte.
@@ -441,6 +446,11 @@ def _uniform_blocks(rows: numpy.ndarray, min_rows: int) -> list[tuple[int, int, 
     height, row_bytes = rows.shape
     if height < min_rows:
         return []
+    if _compiled is not None:
+        key = numpy.frombuffer(_compiled.uniform_rows(rows, row_bytes), numpy.int16)
+        if int(numpy.count_nonzero(key >= 0)) < min_rows:
+            return []
+        return _blocks_of(key, height, min_rows)
     if row_bytes % 8 == 0:
         # 8 bytes at a time: each row against its first byte repeated.
         words = rows.view(numpy.uint64)
@@ -456,7 +466,12 @@ def _uniform_blocks(rows: numpy.ndarray, min_rows: int) -> list[tuple[int, int, 
     uniform = (words == repeated[:, None]).all(axis=1)
     if int(numpy.count_nonzero(uniform)) < min_rows:
         return []
-    key = numpy.where(uniform, rows[:, 0].astype(numpy.int16), -1)
+    return _blocks_of(numpy.where(uniform, rows[:, 0].astype(numpy.int16), -1), height, min_rows)
+
+
+def _blocks_of(key: numpy.ndarray, height: int, min_rows: int) -> list[tuple[int, int, int]]:
+    """(first row, end row, byte) of the runs of >= min_rows rows of one
+    uniform value in ``key`` (per row: its byte, or -1)."""
     starts = numpy.flatnonzero(numpy.concatenate(([True], key[1:] != key[:-1])))
     ends = numpy.append(starts[1:], height)
     keep = (key[starts] >= 0) & (ends - starts >= min_rows)
