@@ -28,7 +28,7 @@ TABLE_FULL_RUN = 3838 * 3839 // 2
 
 def strict_decode(stream: bytes) -> tuple[bytes, int]:
     """(decoded bytes, number of CLEAR codes) of a TIFF LZW stream, checked strictly."""
-    value = int.from_bytes(stream, "big")
+    value = int.from_bytes(stream, 'big')
     total = 8 * len(stream)
     position = 0
     out = bytearray()
@@ -37,38 +37,36 @@ def strict_decode(stream: bytes) -> tuple[bytes, int]:
     previous: bytes | None = None
     width = 9
     while True:
-        assert position + width <= total, "stream ends without EOI"
+        assert position + width <= total, 'stream ends without EOI'
         code = (value >> (total - position - width)) & ((1 << width) - 1)
         position += width
         if code == 257:
             break
         if code == 256:
-            assert table is None or previous is not None, "CLEAR right after CLEAR"
+            assert table is None or previous is not None, 'CLEAR right after CLEAR'
             clears += 1
-            table = [bytes([i]) for i in range(256)] + [b"", b""]
+            table = [bytes([i]) for i in range(256)] + [b'', b'']
             previous = None
             width = 9
             continue
-        assert table is not None, "stream does not start with CLEAR"
+        assert table is not None, 'stream does not start with CLEAR'
         if previous is None:
-            assert code < 256, f"first code after CLEAR is {code}"
+            assert code < 256, f'first code after CLEAR is {code}'
             entry = table[code]
         elif code < len(table):
             entry = table[code]
         else:
-            assert code == len(table), f"code {code} not in the table ({len(table)})"
+            assert code == len(table), f'code {code} not in the table ({len(table)})'
             entry = previous + previous[:1]
         out += entry
         if previous is not None:
             table.append(previous + entry[:1])
-            assert len(table) <= 4096, "table overflow without CLEAR"
+            assert len(table) <= 4096, 'table overflow without CLEAR'
         previous = entry
         # libtiff's early change: widen when the next free code reaches 2**width - 1.
         if len(table) >= (1 << width) - 1 and width < 12:
             width += 1
-    assert total - position < 16 and not value & ((1 << (total - position)) - 1), (
-        "bad padding"
-    )
+    assert total - position < 16 and not value & ((1 << (total - position)) - 1), 'bad padding'
     return bytes(out), clears
 
 
@@ -106,11 +104,9 @@ def segment_count(tile: numpy.ndarray, min_run_bytes: int) -> tuple[int, int]:
 
 def test_reference_encoder_is_imagecodecs_byte_for_byte() -> None:
     rng = numpy.random.default_rng(5)
-    inputs = [b"", b"\x00", b"\x01\x02", bytes(3), bytes(range(256)) * 3]
+    inputs = [b'', b'\x00', b'\x01\x02', bytes(3), bytes(range(256)) * 3]
     for size in (2, 10, 255, 300, 600, 1500, 5000, 20000, 60000):
-        inputs.append(
-            rng.integers(0, 256, size, dtype=numpy.uint8).tobytes()
-        )  # > 4096 codes
+        inputs.append(rng.integers(0, 256, size, dtype=numpy.uint8).tobytes())  # > 4096 codes
         inputs.append(rng.integers(0, 3, size, dtype=numpy.uint8).tobytes())
         blocks = numpy.repeat(rng.integers(0, 4, size // 40 + 1, dtype=numpy.uint8), 40)
         inputs.append(blocks[:size].tobytes())
@@ -122,7 +118,7 @@ def test_strict_decoder_reads_imagecodecs_streams() -> None:
     # The test's own decoder must agree with imagecodecs before it judges ours.
     rng = numpy.random.default_rng(6)
     for data in (
-        b"\x07",
+        b'\x07',
         rng.integers(0, 256, 12000, dtype=numpy.uint8).tobytes(),
         bytes(70000),
     ):
@@ -144,21 +140,19 @@ def test_parse_finds_the_eoi_and_rejects_other_streams() -> None:
         bits, codes = lzw._parse(encoded)
         # The EOI sits at ``bits`` with the width of code number codes + 1.
         width = lzw._code_width(codes + 1)
-        tail = int.from_bytes(encoded, "big") >> (8 * len(encoded) - bits - width)
+        tail = int.from_bytes(encoded, 'big') >> (8 * len(encoded) - bits - width)
         assert tail & ((1 << width) - 1) == 257
         assert lzw._parse(encoded[:-2]) is None
-        if (
-            encoded[-1] == 0
-        ):  # a whole byte of padding: a plain encoder's stream is fine too
+        if encoded[-1] == 0:  # a whole byte of padding: a plain encoder's stream is fine too
             assert lzw._parse(encoded[:-1]) == (bits, codes)
         else:
             assert lzw._parse(encoded[:-1]) is None
-        assert lzw._parse(encoded + b"\x01") is None
+        assert lzw._parse(encoded + b'\x01') is None
         assert lzw._parse(encoded[:-1] + bytes([encoded[-1] ^ 0x01])) is None
-        assert lzw._parse(b"\x00" + encoded[1:]) is None
+        assert lzw._parse(b'\x00' + encoded[1:]) is None
 
 
-@pytest.mark.parametrize("value", [0, 1, 127, 255])
+@pytest.mark.parametrize('value', [0, 1, 127, 255])
 def test_analytic_runs_are_imagecodecs_byte_for_byte(value: int) -> None:
     counts = set(range(1, 300))
     for written in (
@@ -212,13 +206,11 @@ def test_runs_across_a_full_table() -> None:
 def tiles_with_uniform_rows(draw: st.DrawFn) -> tuple[numpy.ndarray, int]:
     height = draw(st.sampled_from([16, 32, 48, 64, 128, 256, 512]))
     width = draw(st.sampled_from([16, 32, 64, 128, 256, 512]))
-    dtype = numpy.dtype(draw(st.sampled_from(["uint8", "uint16", "float32"])))
+    dtype = numpy.dtype(draw(st.sampled_from(['uint8', 'uint16', 'float32'])))
     channels = draw(st.sampled_from([1, 3]))
     levels = draw(st.sampled_from([2, 5, 256]))  # busy rows: compressible or noise
     rng = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    raw = rng.integers(
-        0, levels, (height, width * channels * dtype.itemsize), dtype=numpy.uint8
-    )
+    raw = rng.integers(0, levels, (height, width * channels * dtype.itemsize), dtype=numpy.uint8)
     blocks = draw(
         st.lists(
             st.tuples(
@@ -256,9 +248,9 @@ def test_large_tiles_cross_full_tables_inside_segments() -> None:
     # 1024 x 1024 noise: each busy segment fills the table several times.
     rng = numpy.random.default_rng(8)
     for dtype, blocks in (
-        ("uint8", [(0, 100, 0), (300, 40, 255), (700, 324, 3)]),
-        ("uint16", [(10, 20, 0), (500, 1, 7), (900, 50, 0)]),
-        ("float32", [(200, 400, 0)]),
+        ('uint8', [(0, 100, 0), (300, 40, 255), (700, 324, 3)]),
+        ('uint16', [(10, 20, 0), (500, 1, 7), (900, 50, 0)]),
+        ('float32', [(200, 400, 0)]),
     ):
         itemsize = numpy.dtype(dtype).itemsize
         raw = rng.integers(0, 256, (1024, 1024 * itemsize), dtype=numpy.uint8)
@@ -291,7 +283,7 @@ def mixed_prefix(rng: numpy.random.Generator, total_codes: int) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "prefix_codes",
+    'prefix_codes',
     [
         1,
         2,
@@ -327,7 +319,7 @@ def test_segment_boundaries_at_every_width_change(prefix_codes: int) -> None:
         assert imagecodecs.lzw_decode(stream) == data
 
 
-@pytest.mark.parametrize("run_codes", [2, 30, 253, 254, 255, 256, 766, 767])
+@pytest.mark.parametrize('run_codes', [2, 30, 253, 254, 255, 256, 766, 767])
 def test_runs_ending_at_every_width_change(run_codes: int) -> None:
     # A run whose last code is just before / at a width change, between busy rows.
     rng = numpy.random.default_rng(run_codes)
@@ -371,7 +363,7 @@ def test_busy_segments_after_long_runs_are_joined_unshifted(
         heads.append((self.pending_bits + self.widening()) % 8)
         original(self, data, nbits, codes)
 
-    monkeypatch.setattr(lzw._Stream, "add_encoded", spy)
+    monkeypatch.setattr(lzw._Stream, 'add_encoded', spy)
     rng = numpy.random.default_rng(13)
     for seed in range(40):
         tile = rng.integers(0, 3, (128, 64, 1), dtype=numpy.uint8)
@@ -398,7 +390,7 @@ def test_fallback_when_verification_fails(monkeypatch: pytest.MonkeyPatch) -> No
     tile = rng.integers(0, 4, (512, 512, 1), dtype=numpy.uint8)
     tile[100:300] = 0
     assert encode_lzw(tile) != imagecodecs.lzw_encode(tile)  # normally spliced
-    monkeypatch.setattr(lzw, "_parse", lambda data: None)
+    monkeypatch.setattr(lzw, '_parse', lambda data: None)
     stream = encode_lzw(tile)
     assert stream == imagecodecs.lzw_encode(tile)
     assert imagecodecs.lzw_decode(stream) == tile.tobytes()
@@ -410,12 +402,12 @@ def test_no_splicing_when_imagecodecs_breaks_the_rules(
     tile = numpy.zeros((512, 512, 1), numpy.uint8)
     tile[:10] = 5
     tile[10:12, :7] = 6
-    monkeypatch.setattr(lzw, "segment_encoder", lambda: None)
+    monkeypatch.setattr(lzw, 'segment_encoder', lambda: None)
     assert not lzw.splicing_supported()
     assert encode_lzw(tile) == imagecodecs.lzw_encode(tile)
 
 
-# -- the compiled segment encoder (optional extension, _lzw.c) ---------------------
+# -- the compiled segment encoder (optional extension, _speedups.c) ---------------------
 
 
 def compiled_encoder():  # type: ignore[no-untyped-def]
@@ -423,22 +415,20 @@ def compiled_encoder():  # type: ignore[no-untyped-def]
     import shutil
 
     try:
-        from tifwriter_cli.tiff import _lzw
+        from tifwriter_cli.tiff import _speedups
     except ImportError:
-        if shutil.which("cc") is None and shutil.which("gcc") is None:
-            pytest.skip(
-                "no C compiler on this machine: the compiled LZW encoder cannot be built"
-            )
+        if shutil.which('cc') is None and shutil.which('gcc') is None:
+            pytest.skip('no C compiler on this machine: the compiled LZW encoder cannot be built')
         raise AssertionError(
-            "tifwriter_cli.tiff._lzw is not built although a C compiler is here "
+            'tifwriter_cli.tiff._speedups is not built although a C compiler is here '
             "(pip install -e '.[test]' builds it; see the install log)"
         ) from None
-    return _lzw.lzw_encode
+    return _speedups.lzw_encode
 
 
 def test_compiled_encoder_is_built_and_chosen() -> None:
     compiled_encoder()
-    assert lzw.encoder_name() == "compiled"
+    assert lzw.encoder_name() == 'compiled'
     assert lzw.segment_encoder() is compiled_encoder()
 
 
@@ -457,9 +447,7 @@ def test_compiled_encoder_is_imagecodecs_byte_for_byte(
     encode = compiled_encoder()
     rng = numpy.random.default_rng(seed)
     values = rng.choice(256, alphabet, replace=False).astype(numpy.uint8)
-    data = numpy.repeat(values[rng.integers(0, alphabet, -(-length // run))], run)[
-        :length
-    ].tobytes()
+    data = numpy.repeat(values[rng.integers(0, alphabet, -(-length // run))], run)[:length].tobytes()
     assert encode(data) == imagecodecs.lzw_encode(data)
     assert imagecodecs.lzw_decode(encode(data)) == data
 
@@ -482,22 +470,22 @@ def test_compiled_encoder_long_inputs() -> None:
         encode(numpy.zeros((64, 64), numpy.uint8)[:, ::2])  # not contiguous
 
 
-@pytest.mark.parametrize("which", ["compiled", "imagecodecs"])
+@pytest.mark.parametrize('which', ['compiled', 'imagecodecs'])
 def test_spliced_tiles_identical_with_either_segment_encoder(
     monkeypatch: pytest.MonkeyPatch, which: str
 ) -> None:
     # The pure path (imagecodecs, what runs where the extension is not built)
     # and the compiled one write the same bytes for the same tile.
     rng = numpy.random.default_rng(21)
-    encode = compiled_encoder() if which == "compiled" else imagecodecs.lzw_encode
-    monkeypatch.setattr(lzw, "segment_encoder", lambda: encode)
-    for channels, dtype in ((1, "uint8"), (3, "uint8"), (1, "float32")):
+    encode = compiled_encoder() if which == 'compiled' else imagecodecs.lzw_encode
+    monkeypatch.setattr(lzw, 'segment_encoder', lambda: encode)
+    for channels, dtype in ((1, 'uint8'), (3, 'uint8'), (1, 'float32')):
         canvas = banded_canvas(rng, 512, 512, channels, dtype)
         stream = encode_lzw(canvas)
         assert strict_decode(stream)[0] == canvas.tobytes()
-        monkeypatch.setattr(lzw, "segment_encoder", lambda: imagecodecs.lzw_encode)
+        monkeypatch.setattr(lzw, 'segment_encoder', lambda: imagecodecs.lzw_encode)
         assert encode_lzw(canvas) == stream
-        monkeypatch.setattr(lzw, "segment_encoder", lambda: encode)
+        monkeypatch.setattr(lzw, 'segment_encoder', lambda: encode)
 
 
 def test_compiled_encoder_that_breaks_the_rules_is_not_used(
@@ -507,17 +495,17 @@ def test_compiled_encoder_that_breaks_the_rules_is_not_used(
     real = lzw._follows_the_rules
     monkeypatch.setattr(
         lzw,
-        "_follows_the_rules",
+        '_follows_the_rules',
         lambda encode: encode is not compiled and real(encode),
     )
     lzw._chosen_encoder.cache_clear()
     try:
-        assert lzw.encoder_name() == "imagecodecs"
+        assert lzw.encoder_name() == 'imagecodecs'
         assert lzw.segment_encoder() is imagecodecs.lzw_encode
     finally:
         monkeypatch.undo()
         lzw._chosen_encoder.cache_clear()
-    assert lzw.encoder_name() == "compiled"
+    assert lzw.encoder_name() == 'compiled'
 
 
 # -- through finalize: libtiff (OpenSlide) and tifffile read every level -------------------
@@ -527,7 +515,7 @@ def banded_canvas(
     rng: numpy.random.Generator, height: int, width: int, channels: int, dtype: str
 ) -> numpy.ndarray:
     """Busy pixels with bands of uniform rows (0, the dtype's max, white...)."""
-    if dtype == "float32":
+    if dtype == 'float32':
         canvas = rng.random((height, width, channels), dtype=numpy.float32)
         values = (0.0, 1.0)
     else:
@@ -546,11 +534,11 @@ def banded_canvas(
 
 
 @pytest.mark.parametrize(
-    "name, channels, dtype, kind, resampling",
+    'name, channels, dtype, kind, resampling',
     [
-        ("labels", 1, "uint8", "labels", "mode"),
-        ("rgb", 3, "uint8", "image", "mean"),
-        ("float", 1, "float32", "probability", "mean"),
+        ('labels', 1, 'uint8', 'labels', 'mode'),
+        ('rgb', 3, 'uint8', 'image', 'mean'),
+        ('float', 1, 'float32', 'probability', 'mean'),
     ],
 )
 def test_finalized_spliced_tiles_read_back(
@@ -580,21 +568,21 @@ def test_finalized_spliced_tiles_read_back(
         tile_size=tile_size,
         kind=kind,
     )
-    path = tmp_path / f"{name}.tif"
-    finalize(ArraySource(spec, canvas), path, compression="lzw", resampling=resampling)
+    path = tmp_path / f'{name}.tif'
+    finalize(ArraySource(spec, canvas), path, compression='lzw', resampling=resampling)
     expected = model_pyramid(canvas, resampling, tile_size)
     assert len(expected) == 2
 
     levels = read_levels_tifffile(path)
     assert len(levels) == len(expected)
     for number, (got, want) in enumerate(zip(levels, expected)):
-        numpy.testing.assert_array_equal(got, want, err_msg=f"tifffile level {number}")
-    if dtype == "uint8":  # OpenSlide reads no float
+        numpy.testing.assert_array_equal(got, want, err_msg=f'tifffile level {number}')
+    if dtype == 'uint8':  # OpenSlide reads no float
         levels = read_levels_openslide(path)
         assert len(levels) == len(expected)
         for number, (got, want) in enumerate(zip(levels, expected)):
             numpy.testing.assert_array_equal(
-                got, openslide_expected_rgba(want), err_msg=f"OpenSlide level {number}"
+                got, openslide_expected_rgba(want), err_msg=f'OpenSlide level {number}'
             )
 
     # The file really holds spliced streams (not imagecodecs' own) on every level.
@@ -602,13 +590,11 @@ def test_finalized_spliced_tiles_read_back(
     with tifffile.TiffFile(path) as tif:
         for page in tif.pages:
             spliced = 0
-            for index, (offset, count) in enumerate(
-                zip(page.dataoffsets, page.databytecounts)
-            ):
+            for index, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
                 stream = data[offset : offset + count]
                 decoded = imagecodecs.lzw_decode(stream)
                 spliced += stream != imagecodecs.lzw_encode(decoded)
-            assert spliced >= 3, f"only {spliced} spliced tiles on a level"
+            assert spliced >= 3, f'only {spliced} spliced tiles on a level'
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

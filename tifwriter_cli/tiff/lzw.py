@@ -16,7 +16,7 @@ then one code for the rest: O(sqrt(N)) codes, cached), and the other row
 blocks by :func:`segment_encoder` (C, releases the GIL). Each CLEAR that
 starts a segment is written at the width the decoder expects at that point.
 
-The segment encoder is our own compiled one (``_lzw.c``, an optional
+The segment encoder is our own compiled one (``_speedups.c``, an optional
 extension built at install: a string table indexed directly by code and
 byte over the tile's few distinct byte values, ~1.3-2x imagecodecs' speed on
 masks and maps) or, when it is not built, ``imagecodecs.lzw_encode``. Both
@@ -52,12 +52,12 @@ from typing import Any
 import numpy
 
 __all__ = [
-    "MIN_RUN_BYTES",
-    "encode_lzw",
-    "encoder_name",
-    "reference_encode",
-    "segment_encoder",
-    "splicing_supported",
+    'MIN_RUN_BYTES',
+    'encode_lzw',
+    'encoder_name',
+    'reference_encode',
+    'segment_encoder',
+    'splicing_supported',
 ]
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def reference_encode(data: bytes) -> bytes:
         width = {511: 10, 1023: 11, 2047: 12}.get(next_code, width)
     write(EOI, width)
     nbytes = nbits // 8 + 1
-    return (bits << (8 * nbytes - nbits)).to_bytes(nbytes, "big")
+    return (bits << (8 * nbytes - nbits)).to_bytes(nbytes, 'big')
 
 
 def _self_test_samples() -> list[bytes]:
@@ -159,8 +159,8 @@ def _self_test_samples() -> list[bytes]:
     and the padding of both byte alignments."""
     rng = numpy.random.default_rng(20240601)
     return [
-        b"",
-        b"\x07",
+        b'',
+        b'\x07',
         bytes(100),
         rng.integers(0, 256, 6000, dtype=numpy.uint8).tobytes(),
         numpy.repeat(rng.integers(0, 3, 400, dtype=numpy.uint8), 9).tobytes(),
@@ -182,7 +182,7 @@ def _follows_the_rules(encode: Callable[[bytes], bytes]) -> bool:
 def segment_encoder() -> Callable[[Any], bytes] | None:
     """The LZW encoder of the segments we splice, checked once per process.
 
-    The compiled encoder (``_lzw``, built from ``_lzw.c`` at install when a
+    The compiled encoder (``_speedups``, built from ``_speedups.c`` at install when a
     C compiler is there) when it is importable and follows the rules, else
     imagecodecs' when it does; None if neither does (then tiles are encoded
     by imagecodecs alone, unspliced). Both produce the same bytes.
@@ -196,26 +196,26 @@ def _chosen_encoder() -> tuple[str, Callable[[Any], bytes] | None]:
 
     candidates: list[tuple[str, Callable[[Any], bytes]]] = []
     try:
-        from . import _lzw  # type: ignore[attr-defined]
+        from . import _speedups  # type: ignore[attr-defined]
     except ImportError:
-        logger.debug("compiled LZW encoder not built: using imagecodecs (slower)")
+        logger.debug('compiled LZW encoder not built: using imagecodecs (slower)')
     else:
-        candidates.append(("compiled", _lzw.lzw_encode))
-    candidates.append(("imagecodecs", imagecodecs.lzw_encode))
+        candidates.append(('compiled', _speedups.lzw_encode))
+    candidates.append(('imagecodecs', imagecodecs.lzw_encode))
     for name, encode in candidates:
         try:
             if _follows_the_rules(encode):
                 return name, encode
         except Exception as exc:  # noqa: BLE001  (any surprise means: do not use it)
-            logger.debug("LZW encoder %s failed its self-test: %s", name, exc)
+            logger.debug('LZW encoder %s failed its self-test: %s', name, exc)
         logger.warning(
-            "%s LZW encoder does not follow the expected rules: not used%s",
+            '%s LZW encoder does not follow the expected rules: not used%s',
             name,
-            ""
+            ''
             if name != candidates[-1][0]
-            else " (tiles are encoded without splicing: slower, still correct)",
+            else ' (tiles are encoded without splicing: slower, still correct)',
         )
-    return "imagecodecs (unspliced)", None
+    return 'imagecodecs (unspliced)', None
 
 
 def encoder_name() -> str:
@@ -246,9 +246,7 @@ def _parse(data: bytes) -> tuple[int, int] | None:
     # are at least 9 bits apart, so at most one fits this window.
     high = 8 * size - 9
     low = high - 8
-    for tables in sorted(
-        {max(low - 1, 0) // _TABLE_BITS, max(high - 1, 0) // _TABLE_BITS}
-    ):
+    for tables in sorted({max(low - 1, 0) // _TABLE_BITS, max(high - 1, 0) // _TABLE_BITS}):
         base = tables * _TABLE_BITS
         index = bisect_left(_CUM_BITS, low - base)
         if 2 <= index <= _CODES_PER_TABLE + 1 and _CUM_BITS[index] <= high - base:
@@ -258,7 +256,7 @@ def _parse(data: bytes) -> tuple[int, int] | None:
     eoi_at = 9 + base + _CUM_BITS[index - 1]
     width = _CUM_BITS[index] - _CUM_BITS[index - 1]
     first_byte = eoi_at >> 3
-    tail = int.from_bytes(data[first_byte:], "big")
+    tail = int.from_bytes(data[first_byte:], 'big')
     after = 8 * (size - first_byte) - (eoi_at & 7) - width  # padding bits
     if (tail >> after) & ((1 << width) - 1) != EOI or tail & ((1 << after) - 1):
         return None
@@ -275,9 +273,8 @@ def _ascending_codes() -> tuple[int, int]:
     Within a run of one byte value the code at index i (i >= 2) is always
     256 + i: the string of length i, added to the table by the code before.
     """
-    text = "".join(
-        format(256 + index, f"0{_code_width(index)}b")
-        for index in range(2, _CODES_PER_TABLE + 1)
+    text = ''.join(
+        format(256 + index, f'0{_code_width(index)}b') for index in range(2, _CODES_PER_TABLE + 1)
     )
     return int(text, 2), len(text)
 
@@ -344,7 +341,7 @@ def _align_prefix(value: int, codes: int) -> tuple[int, int, int]:
 class _Stream:
     """Bits MSB-first: whole bytes in ``parts``, at most 7 bits pending."""
 
-    __slots__ = ("codes", "parts", "pending", "pending_bits")
+    __slots__ = ('codes', 'parts', 'pending', 'pending_bits')
 
     def __init__(self) -> None:
         self.parts: list[bytes | memoryview] = []
@@ -365,7 +362,7 @@ class _Stream:
         combined = (self.pending << shift) | bits
         keep = total & 7
         if total >= 8:
-            self.parts.append((combined >> keep).to_bytes(total >> 3, "big"))
+            self.parts.append((combined >> keep).to_bytes(total >> 3, 'big'))
         self.pending = combined & ((1 << keep) - 1)
         self.pending_bits = keep
         self.codes = codes
@@ -375,14 +372,10 @@ class _Stream:
         head = self.pending_bits + self.widening()
         if head & 7:
             # Not byte-aligned (short run before it): shift it in Python.
-            self.add_bits(
-                int.from_bytes(data, "big") >> (8 * len(data) - nbits), nbits, codes
-            )
+            self.add_bits(int.from_bytes(data, 'big') >> (8 * len(data) - nbits), nbits, codes)
             return
         if head:
-            self.parts.append(
-                (self.pending << self.widening()).to_bytes(head >> 3, "big")
-            )
+            self.parts.append((self.pending << self.widening()).to_bytes(head >> 3, 'big'))
         whole = nbits >> 3
         self.parts.append(memoryview(data)[:whole])
         keep = nbits & 7
@@ -395,23 +388,15 @@ class _Stream:
         next segment (after its CLEAR's widening) starts on a byte boundary."""
         bits, nbits, codes = _run_segment(value, count)
         if align_next and count > _ALIGN_BYTES:
-            residue = (
-                self.pending_bits + self.widening() + nbits + _code_width(codes + 1) - 9
-            ) & 7
+            residue = (self.pending_bits + self.widening() + nbits + _code_width(codes + 1) - 9) & 7
             if residue:
                 # A prefix of c 9-bit codes adds 9 (its CLEAR) + 9c bits to
                 # the shorter run's (whose CLEAR is 9 bits: c + 1 <= 17).
                 bits, nbits, codes = _run_segment(value, count - _ALIGN_BYTES)
                 residue = (
-                    self.pending_bits
-                    + self.widening()
-                    + nbits
-                    + _code_width(codes + 1)
-                    - 9
+                    self.pending_bits + self.widening() + nbits + _code_width(codes + 1) - 9
                 ) & 7
-                prefix_codes = next(
-                    c for c in _ALIGN_CODES if (residue + 1 + c) & 7 == 0
-                )
+                prefix_codes = next(c for c in _ALIGN_CODES if (residue + 1 + c) & 7 == 0)
                 self.add_bits(*_align_prefix(value, prefix_codes))
         self.add_bits(bits, nbits, codes)
 
@@ -421,11 +406,9 @@ class _Stream:
         total = self.pending_bits + width
         nbytes = total // 8 + 1
         self.parts.append(
-            (((self.pending << width) | EOI) << (8 * nbytes - total)).to_bytes(
-                nbytes, "big"
-            )
+            (((self.pending << width) | EOI) << (8 * nbytes - total)).to_bytes(nbytes, 'big')
         )
-        return b"".join(self.parts)
+        return b''.join(self.parts)
 
 
 # -- tiles ---------------------------------------------------------------------------
@@ -433,7 +416,7 @@ class _Stream:
 _REPEAT_BYTE = numpy.uint64(0x0101010101010101)
 
 try:  # the compiled helpers (optional, see segment_encoder)
-    from . import _lzw as _compiled  # type: ignore[attr-defined]
+    from . import _speedups as _compiled  # type: ignore[attr-defined]
 except ImportError:
     _compiled = None
 
@@ -517,15 +500,13 @@ def encode_lzw(tile: numpy.ndarray, *, min_run_bytes: int = MIN_RUN_BYTES) -> by
     return stream.finish()
 
 
-def _add_encoded(
-    stream: _Stream, rows: numpy.ndarray, encode: Callable[[Any], bytes]
-) -> bool:
+def _add_encoded(stream: _Stream, rows: numpy.ndarray, encode: Callable[[Any], bytes]) -> bool:
     """Encode ``rows`` into ``stream``; False if the encoder's output is unexpected."""
     data = encode(rows)
     parsed = _parse(data)
     if parsed is None:
         logger.warning(
-            "unexpected LZW segment output (%d bytes): tile encoded without splicing",
+            'unexpected LZW segment output (%d bytes): tile encoded without splicing',
             len(data),
         )
         return False

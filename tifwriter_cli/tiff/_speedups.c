@@ -1,4 +1,9 @@
-/* TIFF LZW (Compression 5) encoder: the optional compiled speed-up of lzw.py.
+/* Optional compiled speed-ups of tifwriter_cli.tiff (lzw.py, pyramid.py).
+ *
+ * Everything here has a pure-Python/numpy twin that is used when this module
+ * is not built, and tests compare the two.
+ *
+ * 1. lzw_encode: a TIFF LZW (Compression 5) encoder.
  *
  * Produces byte for byte what imagecodecs.lzw_encode produces (and what
  * tifwriter_cli.tiff.lzw.reference_encode models in Python): CLEAR, codes
@@ -17,6 +22,12 @@
  * (table resets after 3838 codes), so a reset costs nothing. Inputs with
  * more than DIRECT_MAX distinct bytes use an open-addressing hash table,
  * stamped the same way. The GIL is released while encoding.
+ *
+ * 2. uniform_rows: which rows of a tile are one byte value (lzw.py splices
+ *    those analytically).
+ *
+ * 3. mode2x2: the 2x2 majority rule of pyramid.py (``_mode``) on an
+ *    unsigned-integer plane of any strides, one pass, no temporaries.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -273,7 +284,93 @@ static PyObject *uniform_rows(PyObject *module, PyObject *args)
     return result;
 }
 
+/* The rule of pyramid._mode: a, unless a occurs once and another value
+ * occurs at least twice: then b if b has a partner (c or d), else c. */
+#define MODE_KERNEL(T)                                                                       \
+    static void mode_##T(const char *src, Py_ssize_t s0, Py_ssize_t s1, char *dst,          \
+                         Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t rows, Py_ssize_t cols)    \
+    {                                                                                        \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                              \
+            const char *top = src + 2 * r * s0;                                              \
+            const char *bottom = top + s0;                                                   \
+            char *out = dst + r * d0;                                                        \
+            for (Py_ssize_t k = 0; k < cols; k++) {                                          \
+                T a = *(const T *)(top + 2 * k * s1);                                        \
+                T b = *(const T *)(top + (2 * k + 1) * s1);                                  \
+                T c = *(const T *)(bottom + 2 * k * s1);                                     \
+                T d = *(const T *)(bottom + (2 * k + 1) * s1);                               \
+                T m = a;                                                                     \
+                if (a != b && a != c && a != d) {                                            \
+                    if (b == c || b == d) {                                                  \
+                        m = b;                                                               \
+                    } else if (c == d) {                                                     \
+                        m = c;                                                               \
+                    }                                                                        \
+                }                                                                            \
+                *(T *)(out + k * d1) = m;                                                    \
+            }                                                                                \
+        }                                                                                    \
+    }
+MODE_KERNEL(uint8_t)
+MODE_KERNEL(uint16_t)
+MODE_KERNEL(uint32_t)
+MODE_KERNEL(uint64_t)
+
+/* mode2x2(src, out): out[r, k] = mode of src[2r:2r+2, 2k:2k+2]; src a 2-D
+ * (2R, 2C) buffer, out a writable (R, C) one, same item size (1, 2, 4, 8:
+ * compared as unsigned integers, so only for integer data), any strides. */
+static PyObject *mode2x2(PyObject *module, PyObject *args)
+{
+    PyObject *src_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OO", &src_obj, &out_obj)) {
+        return NULL;
+    }
+    Py_buffer src, out;
+    if (PyObject_GetBuffer(src_obj, &src, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&src);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (src.ndim != 2 || out.ndim != 2 || src.itemsize != out.itemsize
+        || src.shape[0] != 2 * out.shape[0] || src.shape[1] != 2 * out.shape[1]) {
+        PyErr_SetString(PyExc_ValueError, "mode2x2: src must be (2R, 2C) and out (R, C), one item size");
+        goto done;
+    }
+    Py_ssize_t rows = out.shape[0], cols = out.shape[1];
+    Py_ssize_t itemsize = src.itemsize;
+    if (itemsize != 1 && itemsize != 2 && itemsize != 4 && itemsize != 8) {
+        PyErr_SetString(PyExc_ValueError, "mode2x2: item size must be 1, 2, 4 or 8");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    switch (itemsize) {
+    case 1:
+        mode_uint8_t(src.buf, src.strides[0], src.strides[1], out.buf, out.strides[0], out.strides[1], rows, cols);
+        break;
+    case 2:
+        mode_uint16_t(src.buf, src.strides[0], src.strides[1], out.buf, out.strides[0], out.strides[1], rows, cols);
+        break;
+    case 4:
+        mode_uint32_t(src.buf, src.strides[0], src.strides[1], out.buf, out.strides[0], out.strides[1], rows, cols);
+        break;
+    default:
+        mode_uint64_t(src.buf, src.strides[0], src.strides[1], out.buf, out.strides[0], out.strides[1], rows, cols);
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"mode2x2", mode2x2, METH_VARARGS,
+     "mode2x2(src, out): the 2x2 majority rule of pyramid.py on an unsigned-integer plane."},
     {"uniform_rows", uniform_rows, METH_VARARGS,
      "uniform_rows(data, row_bytes) -> bytes: per row an int16, the row's one byte value or -1."},
     {"lzw_encode", lzw_encode, METH_O,
@@ -282,10 +379,10 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_lzw", "Compiled TIFF LZW encoder (optional; see lzw.py).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_speedups", "Optional compiled speed-ups (see lzw.py, pyramid.py).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__lzw(void)
+PyMODINIT_FUNC PyInit__speedups(void)
 {
     return PyModule_Create(&module_def);
 }
