@@ -84,9 +84,12 @@ def step_api(args: argparse.Namespace) -> None:
     tw.create_staging(args.staging, spec)
     written = 0
     options = {}
+    patches = math.ceil(height / args.tile) * math.ceil(width / args.tile)
     if args.fragments:
-        # About --fragments fragments: one published every raw/N bytes.
-        options = {'publish_every_s': 1e9, 'publish_every_bytes': max(1, array.nbytes // args.fragments)}
+        # Exactly --fragments fragments (patches spread evenly over them),
+        # published by count, not by time or size.
+        options = {'publish_every_s': 1e12, 'publish_every_bytes': 1 << 62}
+    count = 0
     with tw.open_staging(args.staging, **options) as staging:
         for y in range(0, height, args.tile):
             band = numpy.asarray(array[y : y + args.tile])
@@ -94,6 +97,9 @@ def step_api(args: argparse.Namespace) -> None:
                 patch = band[:, x : x + args.tile]
                 staging.write(x, y, patch)
                 written += patch.nbytes
+                count += 1
+                if args.fragments and count * args.fragments // patches > (count - 1) * args.fragments // patches:
+                    staging.flush()
     report_result(bytes=written)
 
 

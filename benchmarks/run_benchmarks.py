@@ -85,7 +85,7 @@ SCALE_SIZE = {'full': 160_000, 'small': 8192}
 #: Side of the heatmap canvases staged from overlapping windows (mean8/mean32).
 WINDOWS_SIZE = {'full': 12_288, 'small': 1536}
 #: Fragments of the fragments case (against 1).
-FRAGMENTS = {'full': 2000, 'small': 40}
+FRAGMENTS = {'full': 2000, 'small': 16}
 SCALE_COVERAGE = 0.25
 JPEG_QUALITY = 90
 

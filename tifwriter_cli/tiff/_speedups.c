@@ -109,31 +109,116 @@ static int encode_direct(const uint8_t *src, Py_ssize_t n, const uint8_t *symbol
     if (table == NULL) {
         return -1;
     }
+    /* Runs: the string v^L (L copies of byte v) is only ever made from
+     * v^(L-1), so the run strings of v in the table are v^1 .. v^longest[v]
+     * and run_code[v][L] names them. While omega is such a string and the
+     * input goes on with v, the greedy parse just climbs that ladder: the
+     * run ahead is measured (8 bytes at a time) and the climb done in one
+     * step, instead of one table lookup per byte. */
+    uint16_t *run_code = malloc((size_t)k * 4100 * sizeof(uint16_t));
+    uint16_t longest[256];
+    if (run_code == NULL) {
+        free(table);
+        return -1;
+    }
+    for (int sym = 0; sym < k; sym++) {
+        longest[sym] = 1;
+    }
     uint32_t stamp = 1u << 12;
     uint32_t next_code = 258;
     int width = 9;
     uint32_t omega = src[0];
-    for (Py_ssize_t i = 1; i < n; i++) {
+    uint32_t run_length = 1; /* omega is (run_value)^run_length; 0: not a run */
+    uint8_t run_value = src[0];
+    Py_ssize_t scanned_end = 0; /* the last run measured: of scanned_value, up to here */
+    uint8_t scanned_value = 0;
+    run_code[(size_t)symbol[src[0]] * 4100 + 1] = src[0];
+    Py_ssize_t i = 1;
+    while (i < n) {
         uint8_t byte = src[i];
+        if (run_length && byte == run_value) {
+            uint32_t sym = symbol[byte];
+            uint16_t *ladder = &run_code[(size_t)sym * 4100];
+            Py_ssize_t end;
+            if (byte == scanned_value && i < scanned_end) {
+                end = scanned_end;
+            } else {
+                end = i + 1;
+                uint64_t pattern = 0x0101010101010101ull * byte;
+                while (end + 8 <= n) {
+                    uint64_t word;
+                    memcpy(&word, src + end, 8);
+                    if (word != pattern) {
+                        break;
+                    }
+                    end += 8;
+                }
+                while (end < n && src[end] == byte) {
+                    end++;
+                }
+                scanned_end = end;
+                scanned_value = byte;
+            }
+            uint32_t top = longest[sym];
+            Py_ssize_t ahead = end - i;
+            if (run_length + ahead <= top) { /* the whole run is in the table */
+                run_length += (uint32_t)ahead;
+                omega = ladder[run_length];
+                i = end;
+                continue;
+            }
+            /* Climb to the top (v^top), then v^(top+1) is new: write v^top. */
+            i += top - run_length;
+            omega = ladder[top];
+            table[(omega << shift) | sym] = (uint16_t)(stamp | next_code);
+            ladder[top + 1] = (uint16_t)next_code;
+            longest[sym] = (uint16_t)(top + 1);
+            next_code++;
+            put(w, omega, width);
+            omega = byte;
+            run_length = 1;
+            ladder[1] = byte;
+            i++;
+            if (after_code(w, &next_code, &width)) {
+                stamp += 1u << 12;
+                if (stamp == 0x10000u) {
+                    memset(table, 0, entries * sizeof(uint16_t));
+                    stamp = 1u << 12;
+                }
+                for (int t = 0; t < k; t++) {
+                    longest[t] = 1;
+                }
+            }
+            continue;
+        }
         uint16_t *slot = &table[(omega << shift) | symbol[byte]];
         uint32_t entry = *slot;
+        i++;
         if ((entry & 0xF000u) == stamp) {
             omega = entry & 0xFFFu;
+            run_length = 0;
             continue;
         }
         *slot = (uint16_t)(stamp | next_code);
         next_code++;
         put(w, omega, width);
         omega = byte;
+        run_length = 1;
+        run_value = byte;
+        run_code[(size_t)symbol[byte] * 4100 + 1] = byte;
         if (after_code(w, &next_code, &width)) {
             stamp += 1u << 12;
             if (stamp == 0x10000u) { /* 15 generations used: clear for real */
                 memset(table, 0, entries * sizeof(uint16_t));
                 stamp = 1u << 12;
             }
+            for (int t = 0; t < k; t++) {
+                longest[t] = 1;
+            }
         }
     }
     finish(w, omega, next_code, width);
+    free(run_code);
     free(table);
     return 0;
 }
