@@ -310,6 +310,7 @@ class _Pipeline:
         self.is_float = self.dtype.kind == 'f'
         self._uniform_cache: dict[tuple[int, bytes], tuple[bytes, bytes]] = {}
         self._reduced_cache: dict[bytes, numpy.ndarray] = {}
+        self._stats_seen: set[bytes] = set()  # uniform values whose stats are merged
         self._tile_buffers = threading.local()  # .tile: each worker's tile buffer
         self.minimums: numpy.ndarray | None = None
         self.maximums: numpy.ndarray | None = None
@@ -596,7 +597,14 @@ class _Pipeline:
                 pending.append(submit(self._encode_tile, level_index, row, col, band, band_x0))
             else:
                 data, digest = self._uniform_tile(tile_size, value)
-                stats = (value, value) if stats_wanted else None
+                stats = None
+                if stats_wanted:
+                    # A value's extremes are merged once, not per tile (a
+                    # sparse canvas has ~100k tiles of fill).
+                    key = value.tobytes()
+                    if key not in self._stats_seen:
+                        self._stats_seen.add(key)
+                        stats = (value, value)
                 pending.append((level_index, row, col, data, digest, stats, True))
         self.submitted += len(uniform)
         self._drain(self.window)
