@@ -10,6 +10,17 @@ would produce them:
 * ``prob``: float32 probabilities, smooth 0..1 inside tissue, exactly 0
   outside it (where no model ran).
 
+And three label masks from a second, independent generator, built so that
+few 512-px tiles are uniform (the fast paths for uniform tiles and rows do
+not help; what is left is the encoder, :class:`_HardFields`):
+
+* ``ragged``: 5 classes (0..4, ~20 % class 0) whose borders are ragged at
+  several scales at once (sums of fields of ~1000, ~160, ~40 and ~6 px);
+* ``speckle``: ``ragged`` with salt-and-pepper noise: ~3 % of the pixels a
+  random class (a classifier's isolated errors);
+* ``many``: 40 classes, contour bands of a ragged multi-scale field (an
+  instance- or tissue-type map).
+
 Why it is built this way: whole-slide arrays are too large to synthesise
 at full resolution in one go. Every large-scale structure comes from
 gaussian-filtered noise made at 1/32 of the size (FFT, a few MB), upsampled
@@ -36,11 +47,13 @@ from typing import Callable
 
 import numpy
 
-__all__ = ['GENERATOR_VERSION', 'KINDS', 'InputSet', 'ensure_input', 'save_patches', 'smooth_noise']
+__all__ = ['GENERATOR_VERSION', 'HARD_KINDS', 'KINDS', 'InputSet', 'ensure_input', 'save_patches', 'smooth_noise']
 
 #: Bump when the generated content changes, so stale caches are not reused.
 GENERATOR_VERSION = 1
-KINDS = ('mask', 'rgb', 'prob')
+KINDS = ('mask', 'rgb', 'prob', 'ragged', 'speckle', 'many')
+#: The kinds made by _HardFields (uint8 labels).
+HARD_KINDS = ('ragged', 'speckle', 'many')
 #: Low-resolution factor of the large-scale fields.
 COARSE = 32
 BAND_ROWS = 512
@@ -196,8 +209,65 @@ class _Fields:
         return prob.astype(numpy.float32)
 
 
+class _HardFields:
+    """The second generator: label masks with few uniform tiles.
+
+    Independent of :class:`_Fields` (its own seed stream, scales and
+    periods). Each class score is a sum of a coarse field (bilinear from
+    1/32 size) and periodic fine fields at three scales, so borders wiggle
+    at every scale from ~1000 px down to a few pixels.
+    """
+
+    def __init__(self, width: int, height: int, seed: int):
+        rng = numpy.random.default_rng([seed, 7919])
+        low_shape = (max(math.ceil(height / COARSE), 4), max(math.ceil(width / COARSE), 4))
+        self.coarse = [_Bilinear(smooth_noise(low_shape, 5.0, rng), height, width) for _ in range(5)]
+        # Per class one periodic tile (prime period) holding the three finer
+        # scales summed: one gather per class and band.
+        period = 1583
+        self.detail = []
+        for offset in (0, 311, 733, 1049, 1291):
+            detail = 0.5 * smooth_noise((period, period), 40.0, rng)
+            detail += 0.25 * smooth_noise((period, period), 10.0, rng)
+            detail += 0.08 * smooth_noise((period, period), 1.5, rng)
+            self.detail.append(_Periodic(detail, width, offset=offset))
+        self.salt = _Periodic(rng.random((1039, 1039), dtype=numpy.float32), width, offset=53)
+        self.pepper = _Periodic(rng.integers(0, 5, (1033, 1033), dtype=numpy.uint8), width, offset=17)
+
+    def ragged(self, row0: int, nrows: int) -> numpy.ndarray:
+        best = None
+        labels = numpy.zeros((nrows, self.detail[0].cols.size), numpy.uint8)
+        for number, (coarse, detail) in enumerate(zip(self.coarse, self.detail)):
+            score = coarse.band(row0, nrows)
+            score += detail.band(row0, nrows)
+            if best is None:
+                best = score
+                # Class 0 (background) also wins outright where its coarse
+                # field is high: some large areas, ~20 % of the mask.
+                background = score > 1.3
+                continue
+            wins = score > best
+            labels[wins] = number
+            numpy.maximum(best, score, out=best)
+        labels[background] = 0
+        return labels
+
+    def speckle(self, row0: int, nrows: int) -> numpy.ndarray:
+        labels = self.ragged(row0, nrows)
+        noisy = self.salt.band(row0, nrows) < 0.03
+        labels[noisy] = self.pepper.band(row0, nrows)[noisy]
+        return labels
+
+    def many(self, row0: int, nrows: int) -> numpy.ndarray:
+        score = self.coarse[0].band(row0, nrows)
+        score *= 4.0
+        score += self.detail[1].band(row0, nrows)
+        score *= 2.5
+        return (numpy.floor(score).astype(numpy.int64) % 40).astype(numpy.uint8)
+
+
 def _generate_array(path: Path, kind: str, width: int, height: int, seed: int) -> None:
-    fields = _Fields(width, height, seed)
+    fields = _HardFields(width, height, seed) if kind in HARD_KINDS else _Fields(width, height, seed)
     make: Callable[[int, int], numpy.ndarray] = getattr(fields, 'labels' if kind == 'mask' else kind)
     dtype = numpy.float32 if kind == 'prob' else numpy.uint8
     shape = (height, width, 3) if kind == 'rgb' else (height, width)

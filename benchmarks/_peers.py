@@ -41,7 +41,7 @@ from _inputs import save_patches  # noqa: E402
 from _measure import report_result  # noqa: E402
 
 #: Input kind -> the staging canvas kind tifwriter uses for it.
-CANVAS_KIND = {'mask': 'labels', 'rgb': 'image', 'prob': 'probability'}
+CANVAS_KIND = {'mask': 'labels', 'rgb': 'image', 'prob': 'probability', 'ragged': 'labels', 'speckle': 'labels', 'many': 'labels'}
 VIPS_FORMAT = {'uint8': 'uchar', 'uint16': 'ushort', 'uint32': 'uint', 'float32': 'float'}
 TIFF_PREDICTOR = {'none': 1, 'horizontal': 2, 'float': 3}
 
@@ -83,13 +83,23 @@ def step_api(args: argparse.Namespace) -> None:
     spec = _canvas_for(array, args)
     tw.create_staging(args.staging, spec)
     written = 0
-    with tw.open_staging(args.staging) as staging:
+    options = {}
+    patches = math.ceil(height / args.tile) * math.ceil(width / args.tile)
+    if args.fragments:
+        # Exactly --fragments fragments (patches spread evenly over them),
+        # published by count, not by time or size.
+        options = {'publish_every_s': 1e12, 'publish_every_bytes': 1 << 62}
+    count = 0
+    with tw.open_staging(args.staging, **options) as staging:
         for y in range(0, height, args.tile):
             band = numpy.asarray(array[y : y + args.tile])
             for x in range(0, width, args.tile):
                 patch = band[:, x : x + args.tile]
                 staging.write(x, y, patch)
                 written += patch.nbytes
+                count += 1
+                if args.fragments and count * args.fragments // patches > (count - 1) * args.fragments // patches:
+                    staging.flush()
     report_result(bytes=written)
 
 
@@ -229,7 +239,7 @@ def _encoder(codec: dict[str, Any], quality: int, channels: int) -> Callable[[nu
     }[codec['predictor']]
     # tifffile's convention: predict along the row, per sample.
     axis = -2 if channels > 1 else -1
-    compress = imagecodecs.lzw_encode if compression == 5 else bytes
+    compress = _fastest_lzw() if compression == 5 else bytes
 
     def encode(tile: numpy.ndarray) -> bytes:
         if predict is not None:
@@ -237,6 +247,28 @@ def _encoder(codec: dict[str, Any], quality: int, channels: int) -> Callable[[nu
         return compress(tile)
 
     return encode
+
+
+def _fastest_lzw() -> Callable[[Any], bytes]:
+    """The fastest plain LZW encoder here: tifwriter's compiled one when it
+    is built (the same bytes as imagecodecs', checked), else imagecodecs'.
+    A floor measured with a slower encoder than finalize uses would not be
+    the physical limit."""
+    import imagecodecs
+
+    try:
+        from tifwriter_cli.tiff.lzw import segment_encoder
+    except ImportError:
+        return imagecodecs.lzw_encode
+    return segment_encoder() or imagecodecs.lzw_encode
+
+
+def _lzw_encoder_name() -> str:
+    try:
+        from tifwriter_cli.tiff.lzw import encoder_name
+    except ImportError:
+        return 'imagecodecs'
+    return encoder_name()
 
 
 def step_floor(args: argparse.Namespace) -> None:
@@ -262,7 +294,7 @@ def step_floor(args: argparse.Namespace) -> None:
     tiles: list[numpy.ndarray] = []
     for index, spec in enumerate(layout):
         if index:
-            level = _halve(level, labels=args.kind == 'mask')
+            level = _halve(level, labels=CANVAS_KIND[args.kind] == 'labels')
         level = _fit(level, spec['height'], spec['width'])
         th, tw = spec['tile_h'], spec['tile_w']
         for y in range(0, spec['height'], th):
@@ -307,6 +339,7 @@ def step_floor(args: argparse.Namespace) -> None:
         bytes_in=sum(t.nbytes for t in tiles),
         bytes_out=encoded,
         layout_from=source,
+        lzw_encoder=_lzw_encoder_name() if codec['compression'] == 5 else None,
         codec={k: list(v) if isinstance(v, tuple) else v for k, v in codec.items()},
     )
 
@@ -329,7 +362,7 @@ def step_asap(args: argparse.Namespace) -> None:
         writer.setCompression(mir.Compression_LZW)
     writer.setDataType(mir.DataType_Float if array.dtype == numpy.float32 else mir.DataType_UChar)
     writer.setColorType(mir.ColorType_RGB if channels == 3 else mir.ColorType_Monochrome)
-    if args.kind == 'mask':
+    if CANVAS_KIND[args.kind] == 'labels':
         writer.setInterpolation(mir.Interpolation_NearestNeighbor)
     writer.writeImageInformation(width, height)
     tile = args.tile
@@ -343,6 +376,41 @@ def step_asap(args: argparse.Namespace) -> None:
             writer.writeBaseImagePart(block.ravel())
     writer.finishImage()
     report_result(asap=True)
+
+
+# -- overlapping windows (heatmaps under mean / overwrite) ---------------
+WINDOW = 512
+WINDOW_STRIDE = 384
+
+
+def step_windows_stage(args: argparse.Namespace) -> None:
+    """Stage a heatmap as a model writes one: 512-px windows at stride 384
+    (so most pixels are covered 2 or 4 times), each window the probability
+    input there times a gain of its own (overlaps differ, as neighbouring
+    windows' predictions do), under the canvas' merge rule."""
+    import tifwriter_cli as tw
+
+    source = numpy.load(args.input, mmap_mode='r')
+    size = args.size
+    spec = tw.CanvasSpec(
+        width=size, height=size, dtype=args.dtype, kind='probability', merge=args.merge, tile_size=args.tile
+    )
+    tw.create_staging(args.staging, spec)
+    rng = numpy.random.default_rng(args.seed)
+    limit_y, limit_x = source.shape[0] - WINDOW, source.shape[1] - WINDOW
+    windows = 0
+    with tw.open_staging(args.staging) as staging:
+        for y in range(0, size, WINDOW_STRIDE):
+            for x in range(0, size, WINDOW_STRIDE):
+                sy, sx = y % max(limit_y, 1), x % max(limit_x, 1)
+                window = numpy.array(source[sy : sy + WINDOW, sx : sx + WINDOW], numpy.float32)
+                window *= numpy.float32(0.9 + 0.2 * rng.random())
+                numpy.clip(window, 0, 1, out=window)
+                if args.dtype == 'uint8':
+                    window = numpy.rint(window * 255).astype(numpy.uint8)
+                staging.write(x, y, window)
+                windows += 1
+    report_result(windows=windows)
 
 
 # -- scale case staging --------------------------------------------------
@@ -386,7 +454,8 @@ def step_scale_stage(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        'step', choices=['npsave', 'api', 'finalize-array', 'libvips', 'floor', 'asap', 'scale-stage']
+        'step',
+        choices=['npsave', 'api', 'finalize-array', 'libvips', 'floor', 'asap', 'scale-stage', 'windows-stage'],
     )
     parser.add_argument('--input')
     parser.add_argument('--output')
@@ -403,6 +472,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--size', type=int)
     parser.add_argument('--coverage', type=float, default=0.25)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--fragments', type=int, default=0, help='api: publish about this many fragments')
+    parser.add_argument('--dtype', choices=['float32', 'uint8'], default='float32')
+    parser.add_argument('--merge', choices=['mean', 'overwrite'], default='overwrite')
     args = parser.parse_args(argv)
     step = globals()['step_' + args.step.replace('-', '_')]
     step(args)

@@ -54,6 +54,10 @@ def test_small_run_succeeds_and_prints_the_ratio_table(small_run) -> None:
         'finalize / codec floor (wall)',
         'ingest / np.save (throughput)',
         'finalize / linear from mask (wall per written pixel)',
+        'ragged LZW: finalize wall <= 1.3 x codec floor of its mixed tiles',
+        'mean8: finalize under mean <= 1.3 x overwrite (wall)',
+        'sparse: finalize wall <= 1.1 x the same data on its own canvas',
+        'fragments: finalize wall <= 1.15 x one fragment',
         'tifwriter write-patch: median wall incl. start-up',
     ):
         assert line in stdout
@@ -71,13 +75,24 @@ def test_small_run_results_files_match_the_steps(small_run) -> None:
         (case, step)
         for case in ('mask', 'rgb', 'prob')
         for step in ('np.save', 'ingest', 'api', 'finalize', 'floor')
-    ] + [('scale', 'stage (api)'), ('scale', 'finalize')]
+    ] + [('scale', 'stage (api)'), ('scale', 'finalize')] + [
+        # The inputs of the second generator and the work-following cases.
+        (case, step) for case in ('ragged', 'speckle', 'many') for step in ('ingest', 'finalize', 'floor')
+    ] + [
+        (case, f'{step} ({merge})') for case in ('mean32', 'mean8')
+        for step in ('stage', 'finalize') for merge in ('overwrite', 'mean')
+    ] + [('sparse', 'stage (ingest)'), ('sparse', 'finalize')] + [
+        ('fragments', f'{step} ({count})') for step in ('stage', 'finalize') for count in (1, 16)
+    ]
     for key in expected:
         step = steps[key]
         assert step['process']['returncode'] == 0, step
         assert step['wall_s'] > 0 and step['peak_anon_mib'] > 0
+    # The fragments case really staged 1 and many fragment files.
+    assert steps[('fragments', 'stage (1)')]['note'] == '1 fragment files'
+    assert steps[('fragments', 'stage (16)')]['note'] == '16 fragment files'
     # The codec floor encoded exactly our TIFF's tile layout.
-    for case in ('mask', 'rgb', 'prob'):
+    for case in ('mask', 'rgb', 'prob', 'ragged'):
         assert steps[(case, 'floor')]['process']['reported']['layout_from'] == 'tifwriter output'
     libvips = steps[('mask', 'libvips')]
     assert ('skipped' in libvips) == (not _has_pyvips())

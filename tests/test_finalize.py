@@ -404,7 +404,12 @@ def test_interrupt_leaves_nothing(tmp_path: Path) -> None:
         finalize(Interrupting(spec, canvas), tmp_path / 'x.tif')
     _only_expected_files(tmp_path, {'s.h5', 's.h5.fragments'})
     # An interrupt from the staging reader itself (the real Ctrl-C spot).
+    # The canvas is written, or finalize would not read it at all (never
+    # written segments come from the index).
     from tifwriter_cli.staging.reader import StagingSnapshot
+
+    with tw.open_staging(tmp_path / 's.h5') as staging:
+        staging.write(0, 0, numpy.full((900, 1200), 2, numpy.uint8))
 
     original = StagingSnapshot.read_region
     calls = {'n': 0}

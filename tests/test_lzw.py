@@ -117,7 +117,11 @@ def test_reference_encoder_is_imagecodecs_byte_for_byte() -> None:
 def test_strict_decoder_reads_imagecodecs_streams() -> None:
     # The test's own decoder must agree with imagecodecs before it judges ours.
     rng = numpy.random.default_rng(6)
-    for data in (b'\x07', rng.integers(0, 256, 12000, dtype=numpy.uint8).tobytes(), bytes(70000)):
+    for data in (
+        b'\x07',
+        rng.integers(0, 256, 12000, dtype=numpy.uint8).tobytes(),
+        bytes(70000),
+    ):
         decoded, clears = strict_decode(imagecodecs.lzw_encode(data))
         assert decoded == data
         # 12000 random bytes take ~11600 codes: the table fills 3 times.
@@ -151,7 +155,21 @@ def test_parse_finds_the_eoi_and_rejects_other_streams() -> None:
 @pytest.mark.parametrize('value', [0, 1, 127, 255])
 def test_analytic_runs_are_imagecodecs_byte_for_byte(value: int) -> None:
     counts = set(range(1, 300))
-    for written in (252, 253, 254, 255, 256, 765, 766, 767, 1789, 1790, 1791, 3836, 3837):
+    for written in (
+        252,
+        253,
+        254,
+        255,
+        256,
+        765,
+        766,
+        767,
+        1789,
+        1790,
+        1791,
+        3836,
+        3837,
+    ):
         triangle = written * (written + 1) // 2  # strings 1..written, then the rest
         counts.update((triangle - 1, triangle, triangle + 1, triangle + 2))
     for count in sorted(counts):
@@ -266,7 +284,23 @@ def mixed_prefix(rng: numpy.random.Generator, total_codes: int) -> bytes:
 
 @pytest.mark.parametrize(
     'prefix_codes',
-    [1, 2, 253, 254, 255, 765, 766, 767, 1789, 1790, 1791, 3837, 3838, 3839, 3838 + 254],
+    [
+        1,
+        2,
+        253,
+        254,
+        255,
+        765,
+        766,
+        767,
+        1789,
+        1790,
+        1791,
+        3837,
+        3838,
+        3839,
+        3838 + 254,
+    ],
 )
 def test_segment_boundaries_at_every_width_change(prefix_codes: int) -> None:
     # Busy bytes whose last code sits just before / at / after a code-width
@@ -362,12 +396,117 @@ def test_fallback_when_verification_fails(monkeypatch: pytest.MonkeyPatch) -> No
     assert imagecodecs.lzw_decode(stream) == tile.tobytes()
 
 
-def test_no_splicing_when_imagecodecs_breaks_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_splicing_when_imagecodecs_breaks_the_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     tile = numpy.zeros((512, 512, 1), numpy.uint8)
     tile[:10] = 5
     tile[10:12, :7] = 6
-    monkeypatch.setattr(lzw, 'splicing_supported', lambda: False)
+    monkeypatch.setattr(lzw, 'segment_encoder', lambda: None)
+    assert not lzw.splicing_supported()
     assert encode_lzw(tile) == imagecodecs.lzw_encode(tile)
+
+
+# -- the compiled segment encoder (optional extension, _speedups.c) ---------------------
+
+
+def compiled_encoder():  # type: ignore[no-untyped-def]
+    """The compiled encoder; skips only where no C compiler could build it."""
+    import shutil
+
+    try:
+        from tifwriter_cli.tiff import _speedups
+    except ImportError:
+        if shutil.which('cc') is None and shutil.which('gcc') is None:
+            pytest.skip('no C compiler on this machine: the compiled LZW encoder cannot be built')
+        raise AssertionError(
+            'tifwriter_cli.tiff._speedups is not built although a C compiler is here '
+            "(pip install -e '.[test]' builds it; see the install log)"
+        ) from None
+    return _speedups.lzw_encode
+
+
+def test_compiled_encoder_is_built_and_chosen() -> None:
+    compiled_encoder()
+    assert lzw.encoder_name() == 'compiled'
+    assert lzw.segment_encoder() is compiled_encoder()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    alphabet=st.sampled_from([1, 2, 3, 5, 32, 33, 64, 200, 256]),
+    length=st.integers(0, 12000),
+    run=st.one_of(st.integers(1, 50), st.integers(50, 6000)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_compiled_encoder_is_imagecodecs_byte_for_byte(
+    alphabet: int, length: int, run: int, seed: int
+) -> None:
+    # Small alphabets take the direct table (and its run ladder: long runs
+    # climbed in one step), large ones the hashed one; runs make long
+    # strings (many codes reused), lengths cross full tables.
+    encode = compiled_encoder()
+    rng = numpy.random.default_rng(seed)
+    values = rng.choice(256, alphabet, replace=False).astype(numpy.uint8)
+    data = numpy.repeat(values[rng.integers(0, alphabet, -(-length // run))], run)[:length].tobytes()
+    assert encode(data) == imagecodecs.lzw_encode(data)
+    assert imagecodecs.lzw_decode(encode(data)) == data
+
+
+def test_compiled_encoder_long_inputs() -> None:
+    # Many table generations in one call (the stamps, not a reset, retire entries),
+    # on both table kinds, and a buffer that is a numpy array, not bytes.
+    encode = compiled_encoder()
+    rng = numpy.random.default_rng(5)
+    for data in (
+        rng.integers(0, 256, 3_000_000, dtype=numpy.uint8),
+        rng.integers(0, 7, 3_000_000, dtype=numpy.uint8),
+        numpy.zeros(TABLE_FULL_RUN * 3 + 17, numpy.uint8),
+        rng.random((512, 512), dtype=numpy.float32),
+    ):
+        assert encode(data) == imagecodecs.lzw_encode(data)
+        head = data.reshape(-1).view(numpy.uint8)[:5000]
+        assert reference_encode(head.tobytes()) == encode(head)
+    with pytest.raises((BufferError, ValueError)):
+        encode(numpy.zeros((64, 64), numpy.uint8)[:, ::2])  # not contiguous
+
+
+@pytest.mark.parametrize('which', ['compiled', 'imagecodecs'])
+def test_spliced_tiles_identical_with_either_segment_encoder(
+    monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    # The pure path (imagecodecs, what runs where the extension is not built)
+    # and the compiled one write the same bytes for the same tile.
+    rng = numpy.random.default_rng(21)
+    encode = compiled_encoder() if which == 'compiled' else imagecodecs.lzw_encode
+    monkeypatch.setattr(lzw, 'segment_encoder', lambda: encode)
+    for channels, dtype in ((1, 'uint8'), (3, 'uint8'), (1, 'float32')):
+        canvas = banded_canvas(rng, 512, 512, channels, dtype)
+        stream = encode_lzw(canvas)
+        assert strict_decode(stream)[0] == canvas.tobytes()
+        monkeypatch.setattr(lzw, 'segment_encoder', lambda: imagecodecs.lzw_encode)
+        assert encode_lzw(canvas) == stream
+        monkeypatch.setattr(lzw, 'segment_encoder', lambda: encode)
+
+
+def test_compiled_encoder_that_breaks_the_rules_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiled = compiled_encoder()
+    real = lzw._follows_the_rules
+    monkeypatch.setattr(
+        lzw,
+        '_follows_the_rules',
+        lambda encode: encode is not compiled and real(encode),
+    )
+    lzw._chosen_encoder.cache_clear()
+    try:
+        assert lzw.encoder_name() == 'imagecodecs'
+        assert lzw.segment_encoder() is imagecodecs.lzw_encode
+    finally:
+        monkeypatch.undo()
+        lzw._chosen_encoder.cache_clear()
+    assert lzw.encoder_name() == 'compiled'
 
 
 # -- through finalize: libtiff (OpenSlide) and tifffile read every level -------------------
@@ -423,7 +562,12 @@ def test_finalized_spliced_tiles_read_back(
     height, width, tile_size = 1536, 2048, 256  # every level a whole number of tiles
     canvas = banded_canvas(rng, height, width, channels, dtype)
     spec = CanvasSpec(
-        width=width, height=height, channels=channels, dtype=dtype, tile_size=tile_size, kind=kind
+        width=width,
+        height=height,
+        channels=channels,
+        dtype=dtype,
+        tile_size=tile_size,
+        kind=kind,
     )
     path = tmp_path / f'{name}.tif'
     finalize(ArraySource(spec, canvas), path, compression='lzw', resampling=resampling)
@@ -452,3 +596,27 @@ def test_finalized_spliced_tiles_read_back(
                 decoded = imagecodecs.lzw_decode(stream)
                 spliced += stream != imagecodecs.lzw_encode(decoded)
             assert spliced >= 3, f'only {spliced} spliced tiles on a level'
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    height=st.integers(1, 70),
+    row_bytes=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    min_rows=st.integers(1, 6),
+)
+def test_uniform_row_blocks_compiled_equal_numpy(
+    monkeypatch: pytest.MonkeyPatch, height: int, row_bytes: int, seed: int, min_rows: int
+) -> None:
+    compiled_encoder()
+    rng = numpy.random.default_rng(seed)
+    rows = rng.integers(0, 3, (height, row_bytes), dtype=numpy.uint8)
+    for y in rng.integers(0, height, height // 2):  # uniform rows, runs of them
+        rows[y : y + int(rng.integers(1, 8))] = rng.integers(0, 3)
+    row = int(rng.integers(0, height))
+    rows[row] = 2
+    rows[row, -1] = 1  # differs in the last byte only (the 8-byte loop's tail)
+    compiled = lzw._uniform_blocks(rows, min_rows)
+    with monkeypatch.context() as patch:
+        patch.setattr(lzw, '_compiled', None)
+        assert compiled == lzw._uniform_blocks(rows, min_rows)

@@ -142,3 +142,40 @@ def test_uniform_tiles_of_a_band_of_one_value(dtype: str) -> None:
         odd = band.copy()
         odd[y, x] = 4
         assert [None if v is None else v.tobytes() for v in native.uniform_tiles(odd, 32)] == model_uniform(odd, 32)
+
+
+@pytest.mark.parametrize('merge, fill', [('overwrite', 0), ('mean', 7), ('max', 3)])
+def test_never_written_segments_are_not_read(tmp_path: Path, monkeypatch, merge: str, fill: int) -> None:
+    # A wide canvas with a few written patches: the staging index says which
+    # segments were never written; those are not read (no pixels built),
+    # and the pyramid still equals the model of the merged canvas.
+    import tifwriter_cli as tw
+    from tifwriter_cli.staging.reader import StagingSnapshot, read_staging
+
+    width, height, tile = 3000, 1100, 64
+    monkeypatch.setattr(native, '_SEGMENT_BYTES', 4 * tile * tile)
+    spec = tw.CanvasSpec(width=width, height=height, tile_size=tile, kind='labels', merge=merge, fill=fill)
+    path = tmp_path / 's.h5'
+    tw.create_staging(path, spec)
+    rng = numpy.random.default_rng(3)
+    with tw.open_staging(path) as staging:
+        for x, y in ((0, 0), (700, 300), (2900, 1000), (1200, 250)):
+            staging.write(x, y, rng.integers(0, 4, (150, 130), dtype=numpy.uint8))
+    reads = []
+    real = StagingSnapshot.read_region
+
+    def counting(self, x, y, w, h):  # type: ignore[no-untyped-def]
+        reads.append((x, y, w, h))
+        return real(self, x, y, w, h)
+
+    monkeypatch.setattr(StagingSnapshot, 'read_region', counting)
+    out = tmp_path / 's.tif'
+    finalize(path, out, compression='lzw', workers=2)
+    segments = [(x, y, w, h) for x, y, w, h in reads if w > 1]
+    with read_staging(path) as snapshot:
+        written = [r for r in segments if not snapshot.region_is_fill(*r)]
+        canvas = real(snapshot, 0, 0, width, height)
+    assert segments == written  # every segment read holds a patch
+    assert 0 < len(segments) < 30  # of 18 * 12 = 216 segments
+    for number, (got, want) in enumerate(zip(read_levels_tifffile(out), model_pyramid(canvas, 'mode', tile), strict=True)):
+        numpy.testing.assert_array_equal(got, want, err_msg=f'level {number}')

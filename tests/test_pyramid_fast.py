@@ -176,3 +176,38 @@ def test_mode_nan_follows_the_rule(monkeypatch, chunk: int) -> None:
                 c, d = padded[2 * i + 1, 2 * j], padded[2 * i + 1, 2 * j + 1]
                 want = numpy.float32(_mode_rule(a, b, c, d))
                 assert got[i, j].tobytes() == want.tobytes(), (i, j, a, b, c, d, got[i, j])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=st.sampled_from(['uint8', 'uint16', 'uint32', 'int16', 'uint64']),
+    height=st.integers(1, 40),
+    width=st.integers(1, 300),
+    channels=st.sampled_from([1, 1, 3]),
+    offset=st.integers(0, 7),
+    content=st.sampled_from(['regions', 'specks', 'noise']),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_integer_mode_compiled_and_numpy_paths_agree(dtype, height, width, channels, offset, content, seed) -> None:
+    # Integer mode runs in the optional compiled module where it is built
+    # (tiff/_speedups.c), else in numpy: both give the model's answer.
+    import shutil
+
+    if pyramid._compiled is None:
+        if shutil.which('cc') is None and shutil.which('gcc') is None:
+            pytest.skip('no C compiler on this machine: the compiled module cannot be built')
+        raise AssertionError('tifwriter_cli.tiff._speedups is not built although a C compiler is here')
+    rng = numpy.random.default_rng(seed)
+    values = numpy.array([0, 1, 2, numpy.iinfo(dtype).max], dtype)
+    big = make_band(rng, (height, width + offset, channels), 'uint8', 'mode', content)
+    band = values[big[:, offset:] % 4]
+    band = band if channels == 1 else band[:, :, ::-1]  # negative channel stride
+    want = model_downsample(numpy.ascontiguousarray(band), 'mode')
+    compiled = downsample2(band, 'mode')
+    saved, pyramid._compiled = pyramid._compiled, None
+    try:
+        plain = downsample2(band, 'mode')
+    finally:
+        pyramid._compiled = saved
+    assert_bitwise_equal(compiled, want)
+    assert_bitwise_equal(plain, want)

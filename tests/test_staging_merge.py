@@ -251,3 +251,20 @@ def test_fragments_without_the_codec_column_still_read(make_staging):
         h5['index'] = old[names]
     with tw.read_staging(path) as snapshot:
         numpy.testing.assert_array_equal(snapshot.read_canvas()[:, :, 0], patch)
+
+
+def test_mean_accumulator_widens_its_sums_after_many_patches() -> None:
+    # uint8 means are summed in 32 bits with a 16-bit count while few
+    # patches were added; past 65535 adds both are widened, and the result
+    # is still the exact rounded mean.
+    from tifwriter_cli.merge import new_accumulator
+
+    acc = new_accumulator('mean', (2, 3, 1), numpy.dtype('uint8'), 0)
+    for number in range(70000):
+        acc.add(slice(0, 2), slice(0, 2), numpy.uint8(255 if number % 2 else 254))
+    acc.add(slice(0, 1), slice(2, 3), numpy.uint8(9))
+    got = acc.result()
+    assert got.dtype == numpy.uint8
+    # (35000 * 255 + 35000 * 254) / 70000 = 254.5 -> 254 (ties to even)
+    numpy.testing.assert_array_equal(got[:, :2, 0], 254)
+    assert got[0, 2, 0] == 9 and got[1, 2, 0] == 0

@@ -65,25 +65,51 @@ class _Extreme(Accumulator):
         return self._out
 
 
+#: Output elements per chunk of rows when a mean is turned into pixels:
+#: the float64 temporaries stay small (the region may be a 4 MB segment of
+#: uint8, 32 MB as float64).
+_MEAN_CHUNK_ELEMENTS = 1 << 18
+
+
 class _Mean(Accumulator):
     def __init__(self, shape, dtype, fill):
         super().__init__(shape, dtype, fill)
-        self._sum = numpy.zeros(shape, dtype=numpy.float64)
-        self._count = numpy.zeros(shape[:2], dtype=numpy.uint32)
+        # Integer sums are exact, so their type only has to hold them: 8-bit
+        # values in 32 bits and the count in 16 while fewer than 65535
+        # patches were added (widened once if ever more are), 16-bit
+        # values in 64 bits. Floats (and wider integers) in float64, in add
+        # order. Memory per pixel of a uint8 region: 6 bytes, not 12.
+        if self.dtype.kind in 'ui' and self.dtype.itemsize == 1:
+            self._sum = numpy.zeros(shape, dtype=numpy.int32)
+            self._count = numpy.zeros(shape[:2], dtype=numpy.uint16)
+        else:
+            wide = self.dtype.kind in 'ui' and self.dtype.itemsize == 2
+            self._sum = numpy.zeros(shape, dtype=numpy.int64 if wide else numpy.float64)
+            self._count = numpy.zeros(shape[:2], dtype=numpy.uint32)
+        self._adds = 0
 
     def add(self, rows, cols, data):
+        self._adds += 1
+        if self._adds == 65535 and self._count.dtype == numpy.uint16:
+            self._sum = self._sum.astype(numpy.int64)
+            self._count = self._count.astype(numpy.uint32)
         self._sum[rows, cols] += data
         self._count[rows, cols] += 1
 
     def result(self):
-        count = self._count[..., numpy.newaxis]
-        with numpy.errstate(invalid='ignore', divide='ignore'):
-            mean = self._sum / numpy.maximum(count, 1)
-        if self.dtype.kind != 'f':
-            info = numpy.iinfo(self.dtype)
-            mean = numpy.clip(numpy.rint(mean), info.min, info.max)
-        out = mean.astype(self.dtype)
-        out[numpy.broadcast_to(count == 0, out.shape)] = self.fill
+        out = numpy.empty(self._sum.shape, self.dtype)
+        rows_per_chunk = max(1, _MEAN_CHUNK_ELEMENTS // max(1, out[0].size))
+        for row in range(0, out.shape[0], rows_per_chunk):
+            part = slice(row, row + rows_per_chunk)
+            count = self._count[part, :, numpy.newaxis]
+            with numpy.errstate(invalid='ignore', divide='ignore'):
+                mean = self._sum[part] / numpy.maximum(count, 1)
+            if self.dtype.kind != 'f':
+                info = numpy.iinfo(self.dtype)
+                mean = numpy.clip(numpy.rint(mean), info.min, info.max)
+            chunk = out[part]
+            chunk[...] = mean
+            chunk[numpy.broadcast_to(count == 0, chunk.shape)] = self.fill
         return out
 
 

@@ -62,6 +62,9 @@ _PAGE = 4096
 
 _UNSIGNED = {1: numpy.uint8, 2: numpy.uint16, 4: numpy.uint32, 8: numpy.uint64}
 
+#: A tile column of a band being filled that holds computed (or differing) pixels.
+_MIXED = object()
+
 
 class NativeEngine(Engine):
     name = 'native'
@@ -75,15 +78,22 @@ class NativeEngine(Engine):
 ENGINE_CLASS = NativeEngine
 
 
-def uniform_tiles(band: numpy.ndarray, tile: int) -> list[numpy.ndarray | None]:
+def uniform_tiles(
+    band: numpy.ndarray, tile: int, *, known: list[numpy.ndarray | None] | None = None
+) -> list[numpy.ndarray | None]:
     """For each tile column of an (H, W, C) band (tiles ``tile`` px wide from
     column 0, the last maybe narrower): its pixel (a (C,) array) when all its
     pixels are bitwise equal, else None. Bitwise, so NaN tiles are uniform.
+
+    ``known``: tile columns already known to be uniform (their value; None
+    where unknown). Those are not looked at: their pixels may not be there.
     """
     height, width, channels = band.shape
     count = -(-width // tile)
-    results: list[numpy.ndarray | None] = [None] * count
+    results: list[numpy.ndarray | None] = [None] * count if known is None else list(known)
     if height == 0 or width == 0:
+        return results
+    if known is not None and all(value is not None for value in known):
         return results
     bits = band.view(_UNSIGNED[band.itemsize])
     first = bits[0, 0::tile]  # (count, C): each tile's top-left pixel
@@ -91,6 +101,8 @@ def uniform_tiles(band: numpy.ndarray, tile: int) -> list[numpy.ndarray | None]:
     # Three sample rows (top, middle, bottom) of every tile at once reject
     # nearly all mixed tiles before any whole tile is compared.
     candidate = numpy.ones(count, bool)
+    if known is not None:
+        candidate[[value is not None for value in known]] = False
     for y in sorted({0, height // 2, height - 1}):
         row = bits[y]
         if full:
@@ -101,7 +113,8 @@ def uniform_tiles(band: numpy.ndarray, tile: int) -> list[numpy.ndarray | None]:
     columns = numpy.flatnonzero(candidate)
     row_bytes = tile * channels * band.itemsize
     if (
-        columns.size == count
+        known is None
+        and columns.size == count
         and height > 1
         and width * channels * band.itemsize % 8 == 0
         and bits.strides[1] == channels * band.itemsize
@@ -180,15 +193,25 @@ class _RowBuffer:
         #: Called when no buffer is free: may wait for one to be recycled.
         self.reclaim: Any = None
         self._bands: dict[int, numpy.ndarray] = {}  # tile row -> buffer being filled
+        #: Per band being filled: each tile column's state (None: nothing
+        #: yet; the bytes of the one value every piece so far filled it
+        #: with; _MIXED), and the fills not written yet (deferred: a tile
+        #: that stays uniform is never written, only its value is used).
+        self._states: dict[int, list[Any]] = {}
+        self._deferred: dict[int, list[tuple[int, int, int, int, numpy.ndarray]]] = {}
+        self._values: dict[bytes, numpy.ndarray] = {}
         self.rows_done = 0  # rows complete in every column
         self.next_band = 0  # tile row of the next band to emit
 
     def band_height(self, band_row: int) -> int:
         return min(self.level.tile, self.level.height - band_row * self.level.tile)
 
-    def regions(self, count: int, x0: int, width: int) -> list[tuple[int, int, numpy.ndarray]]:
+    def regions(self, count: int, x0: int, width: int) -> list[tuple[int, int, numpy.ndarray, Any]]:
         """Where the next ``count`` rows, columns x0..x0+width, go:
-        (first row, end row, band view) pieces split at band boundaries."""
+        (first row, end row, band view, note) pieces split at band
+        boundaries; ``note(a, b, value)`` is told what columns a..b of the
+        view get: a uniform ``value`` (then it is not written now), or
+        computed pixels (value None, written by the caller)."""
         level = self.level
         if self.rows_done + count > level.height:
             raise RuntimeError(f'level {level.index} got more than its {level.height} rows')
@@ -203,11 +226,51 @@ class _RowBuffer:
                     self.reclaim()
                 buffer = self._free.pop() if self._free else numpy.empty(self._buffer_shape, self.dtype)
                 self._bands[band_row] = buffer
+                self._states[band_row] = [None] * level.tiles_across
+                self._deferred[band_row] = []
             local = at - band_row * level.tile
             take = min(self.band_height(band_row) - local, count - done)
-            pieces.append((done, done + take, buffer[local : local + take, x0 : x0 + width]))
+            note = functools.partial(self._note, band_row, local, local + take, x0)
+            pieces.append((done, done + take, buffer[local : local + take, x0 : x0 + width], note))
             done += take
         return pieces
+
+    def _note(self, band_row: int, row0: int, row1: int, x0: int, a: int, b: int, value: Any) -> None:
+        if b <= a:
+            return
+        tile = self.level.tile
+        states = self._states[band_row]
+        first, last = (x0 + a) // tile, (x0 + b - 1) // tile
+        if value is None:
+            states[first : last + 1] = [_MIXED] * (last + 1 - first)
+            return
+        key = value.tobytes()
+        self._values.setdefault(key, value)
+        for column in range(first, last + 1):
+            state = states[column]
+            if state is None:
+                states[column] = key
+            elif state is not _MIXED and state != key:
+                states[column] = _MIXED
+        self._deferred[band_row].append((row0, row1, x0 + a, x0 + b, value))
+
+    def known_uniform(self, band_row: int, buffer: numpy.ndarray) -> list[numpy.ndarray | None]:
+        """An emitted band's tile columns known to be uniform (their value,
+        else None); the deferred fills of the other columns are written now."""
+        states = self._states.pop(band_row)
+        tile = self.level.tile
+        for row0, row1, xa, xb, value in self._deferred.pop(band_row):
+            column = xa // tile
+            while column * tile < xb:
+                end = column
+                while end * tile < xb and states[end] is _MIXED:
+                    end += 1
+                if end > column:
+                    buffer[row0:row1, max(xa, column * tile) : min(xb, end * tile)] = value
+                    column = end
+                else:
+                    column += 1
+        return [None if state is _MIXED or state is None else self._values[state] for state in states]
 
     def advance(self, count: int) -> list[tuple[int, numpy.ndarray]]:
         """The next ``count`` rows now have all their columns: the completed
@@ -225,7 +288,7 @@ class _RowBuffer:
         self._free.append(buffer)
 
     def check_complete(self) -> None:
-        if self._bands or self.rows_done != self.level.height:
+        if self._bands or self._states or self.rows_done != self.level.height:
             raise RuntimeError(
                 f'level {self.level.index} got {self.rows_done} rows, expected {self.level.height}'
             )
@@ -247,6 +310,7 @@ class _Pipeline:
         self.is_float = self.dtype.kind == 'f'
         self._uniform_cache: dict[tuple[int, bytes], tuple[bytes, bytes]] = {}
         self._reduced_cache: dict[bytes, numpy.ndarray] = {}
+        self._stats_seen: set[bytes] = set()  # uniform values whose stats are merged
         self._tile_buffers = threading.local()  # .tile: each worker's tile buffer
         self.minimums: numpy.ndarray | None = None
         self.maximums: numpy.ndarray | None = None
@@ -281,6 +345,11 @@ class _Pipeline:
         # queued while the next segment is read and downsampled), at least
         # four per worker.
         self.window = max(2 * segment_tiles, 4 * options.workers)
+        # A source that knows which regions were never written (a staging
+        # snapshot: its index) lets those segments skip the read; they hold
+        # the canvas fill, as read_region would return it.
+        self._region_is_fill = getattr(source, 'region_is_fill', None)
+        self._fill = numpy.full((1, 1, spec.channels), spec.fill, dtype=self.dtype)[0, 0]
         self.total_tiles = sum(level.tile_count for level in self.levels)
 
     # -- the pass ----------------------------------------------------------
@@ -370,6 +439,11 @@ class _Pipeline:
         level0 = self.levels[0]
         y = row * level0.tile
         height = min(level0.tile, self.spec.height - y)
+        if self._region_is_fill is not None and self._region_is_fill(x0, y, x1 - x0, height):
+            # Never written (the source's index says so): no pixels built.
+            count = -(-(x1 - x0) // level0.tile)
+            shape = (height, x1 - x0, self.spec.channels)
+            return _Segment(numpy.broadcast_to(self._fill, shape), [self._fill] * count, None)
         pixels = self.source.read_region(x0, y, x1 - x0, height)
         expected = (height, x1 - x0, self.spec.channels)
         if pixels.shape != expected or pixels.dtype != self.dtype:
@@ -429,8 +503,8 @@ class _Pipeline:
             pixels = segment.pixels
             buffer = self.buffers[1]
             rows = halved(pixels.shape[0])
-            for first, end, target in buffer.regions(rows, x0 // 2, halved(pixels.shape[1])):
-                self._downsample(pixels[2 * first : 2 * end], segment.uniform, tile, target)
+            for first, end, target, note in buffer.regions(rows, x0 // 2, halved(pixels.shape[1])):
+                self._downsample(pixels[2 * first : 2 * end], segment.uniform, tile, target, note)
             if last:
                 for next_row, band in buffer.advance(rows):
                     self._submit_band(1, next_row, band)
@@ -441,7 +515,7 @@ class _Pipeline:
         row_buffer = self.buffers[level_index]
         height, width = row_buffer.band_height(row), level.width
         band = buffer[:height, :width]
-        uniform = uniform_tiles(band, level.tile)
+        uniform = uniform_tiles(band, level.tile, known=row_buffer.known_uniform(row, buffer))
         self._submit_tiles(level_index, row, 0, band, 0, uniform)
         if level_index + 1 < len(self.levels):
             # Complete an odd-sized band to even size in the buffer's spare
@@ -453,8 +527,8 @@ class _Pipeline:
             source = buffer[: height + height % 2, : width + width % 2]
             next_buffer = self.buffers[level_index + 1]
             rows = halved(height)
-            for first, end, target in next_buffer.regions(rows, 0, halved(width)):
-                self._downsample(source[2 * first : 2 * end], uniform, level.tile, target)
+            for first, end, target, note in next_buffer.regions(rows, 0, halved(width)):
+                self._downsample(source[2 * first : 2 * end], uniform, level.tile, target, note)
             for next_row, next_band in next_buffer.advance(rows):
                 self._submit_band(level_index + 1, next_row, next_band)
         # The buffer is reused once every tile submitted so far is written.
@@ -466,25 +540,29 @@ class _Pipeline:
         uniform: list[numpy.ndarray | None],
         tile: int,
         out: numpy.ndarray,
+        note: Any,
     ) -> None:
-        """downsample2(source) into ``out``, filling the areas of uniform tiles
-        (tile columns of ``source``) with their value's reduction."""
+        """downsample2(source) into ``out``; the areas of uniform tiles (tile
+        columns of ``source``) get their value's reduction, told to ``note``
+        (see _RowBuffer.regions), which writes it only where it is needed."""
         width = source.shape[1]
+        out_width = out.shape[1]
         column, count = 0, len(uniform)
         while column < count:
             value = uniform[column]
             end = column + 1
             if value is not None:
-                # A run of uniform tiles of this value: one fill.
+                # A run of uniform tiles of this value: one (deferred) fill.
                 key = value.tobytes()
                 while end < count and uniform[end] is not None and uniform[end].tobytes() == key:
                     end += 1
-                out[:, column * tile // 2 : end * tile // 2] = self._reduced(value)
+                note(column * tile // 2, min(out_width, end * tile // 2), self._reduced(value))
                 column = end
                 continue
             while end < count and uniform[end] is None:
                 end += 1
             x0, x1 = column * tile, min(width, end * tile)
+            note(x0 // 2, halved(x1), None)
             downsample2(source[:, x0:x1], self.method, out=out[:, x0 // 2 : halved(x1)])
             column = end
 
@@ -520,7 +598,14 @@ class _Pipeline:
                 pending.append(submit(self._encode_tile, level_index, row, col, band, band_x0))
             else:
                 data, digest = self._uniform_tile(tile_size, value)
-                stats = (value, value) if stats_wanted else None
+                stats = None
+                if stats_wanted:
+                    # A value's extremes are merged once, not per tile (a
+                    # sparse canvas has ~100k tiles of fill).
+                    key = value.tobytes()
+                    if key not in self._stats_seen:
+                        self._stats_seen.add(key)
+                        stats = (value, value)
                 pending.append((level_index, row, col, data, digest, stats, True))
         self.submitted += len(uniform)
         self._drain(self.window)

@@ -270,6 +270,11 @@ class StagingSnapshot:
         )
         return candidates[hit]
 
+    def region_is_fill(self, x: int, y: int, width: int, height: int) -> bool:
+        """Whether no staged patch overlaps the region: :meth:`read_region`
+        would return only the fill there (finalize then builds no pixels)."""
+        return not len(self.patches_overlapping(x, y, width, height))
+
     def read_region(self, x: int, y: int, width: int, height: int) -> numpy.ndarray:
         """Merged canvas pixels of a region, shape (height, width, channels).
 
