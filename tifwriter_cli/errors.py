@@ -11,6 +11,7 @@ traceback.
 from __future__ import annotations
 
 __all__ = [
+    'one_line',
     'EXIT_OK',
     'EXIT_FAILURE',
     'EXIT_USAGE',
@@ -30,6 +31,15 @@ __all__ = [
     'CorruptFragmentError',
     'NotOursError',
 ]
+
+def one_line(message: object) -> str:
+    """A message (or an exception's) on one line: HDF5's, tifffile's and
+    others' embed newlines, and every tifwriter message is one line."""
+    text = ' '.join(str(message).split())
+    if not text and isinstance(message, BaseException):
+        return type(message).__name__
+    return text
+
 
 #: Exit codes, documented in docs/troubleshooting.md.
 EXIT_OK = 0

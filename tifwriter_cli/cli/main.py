@@ -11,7 +11,7 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import EXIT_FAILURE, EXIT_TERMINATED, Terminated, TifwriterError
+from ..errors import EXIT_FAILURE, EXIT_TERMINATED, Terminated, TifwriterError, one_line
 from .wording import in_cli_words
 
 # Subcommand name -> module in this package defining ``command``. Loaded
@@ -56,12 +56,12 @@ class LazyGroup(click.Group):
             click.echo('tifwriter: terminated (SIGTERM); no output was left half-written', err=True)
             ctx.exit(EXIT_TERMINATED)
         except TifwriterError as exc:
-            click.echo(f'tifwriter: error: {in_cli_words(_one_line(exc))}', err=True)
+            click.echo(f'tifwriter: error: {in_cli_words(one_line(exc))}', err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             # Disk full, permission denied, ...: the environment, not a bug.
             name = f' {exc.filename}:' if getattr(exc, 'filename', None) else ''
-            reason = _one_line(exc.strerror or exc)
+            reason = one_line(exc.strerror or exc)
             click.echo(f'tifwriter: error:{name} {reason[:1].lower()}{reason[1:]}', err=True)
             ctx.exit(EXIT_FAILURE)
         except KeyboardInterrupt:
@@ -73,11 +73,6 @@ class LazyGroup(click.Group):
         rows = [(name, SUBCOMMANDS[name][1]) for name in SUBCOMMANDS]
         with formatter.section('Commands'):
             formatter.write_dl(rows)
-
-
-def _one_line(message: object) -> str:
-    """Error messages are one line: HDF5's and others' embed newlines."""
-    return ' '.join(str(message).split())
 
 
 @contextlib.contextmanager
@@ -138,7 +133,7 @@ def _interrupts_never_swallowed():
 
 class _OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f'tifwriter: {record.levelname.lower()}: {in_cli_words(_one_line(record.getMessage()))}'
+        return f'tifwriter: {record.levelname.lower()}: {in_cli_words(one_line(record.getMessage()))}'
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -19,6 +19,7 @@ from ..errors import (
     StagingNotFoundError,
     StagingVersionError,
     TifwriterError,
+    one_line,
 )
 from ..spec import CanvasSpec
 from .h5io import GuardedFile, create_hdf5, text_attribute
@@ -164,11 +165,6 @@ def check_format_version(value: object, *, what: str) -> None:
             f'{what} version {shown}; this tifwriter reads versions '
             f'{", ".join(map(str, READABLE_FORMAT_VERSIONS))} (use the tifwriter that created it)'
         )
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (HDF5's embed newlines)."""
-    return ' '.join(str(exc).split()) or type(exc).__name__
 
 
 def _text(value: object) -> str:

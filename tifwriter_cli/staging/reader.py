@@ -22,9 +22,9 @@ from typing import Any, Iterator
 
 import numpy
 
-from ..errors import CorruptFragmentError, NotAStagingFileError, StagingChangedError
+from ..errors import CorruptFragmentError, NotAStagingFileError, StagingChangedError, one_line
 from ..merge import new_accumulator
-from .canvasfile import StagingHeader, one_line, read_canvas
+from .canvasfile import StagingHeader, read_canvas
 from .fragment import (
     CODEC_BLOSC_LZ4,
     CODEC_NONE,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy
 
-from ..errors import CorruptFragmentError
+from ..errors import CorruptFragmentError, one_line
 from .integrity import corrupt
 from ..spec import CanvasSpec
 from .canvasfile import check_format_version
@@ -181,7 +181,6 @@ def load_fragment_tables(
     import h5py
 
     from ..errors import TifwriterError
-    from .canvasfile import one_line
     from .fragment import read_fragment_tables
 
     try:

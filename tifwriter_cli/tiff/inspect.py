@@ -33,7 +33,7 @@ import logging
 import os
 from typing import Any, Iterator
 
-from ..errors import NotATiffError
+from ..errors import NotATiffError, one_line
 from ..report import format_bytes
 from .codecs import compression_name
 from .compat import READER_TITLES, accepting_readers, judge
@@ -61,14 +61,14 @@ def inspect_tiff(path: str | os.PathLike) -> dict[str, Any]:
         try:
             tif = tifffile.TiffFile(path)
         except (tifffile.TiffFileError, ValueError, IndexError, KeyError, EOFError) as exc:
-            raise NotATiffError(f'{path} is not a readable TIFF ({_one_line(exc)})') from None
+            raise NotATiffError(f'{path} is not a readable TIFF ({one_line(exc)})') from None
         try:
             with tif:
                 ifds = [_ifd_facts(page, number) for number, page in enumerate(tif.pages)]
                 sub_ifds = _sub_ifd_facts(tif) if ifds and ifds[0]['subifds'] else []
                 is_bigtiff = tif.is_bigtiff
         except Exception as exc:  # tifffile raises many kinds on a damaged file
-            raise NotATiffError(f'{path} is a damaged TIFF ({_one_line(exc)})') from None
+            raise NotATiffError(f'{path} is a damaged TIFF ({one_line(exc)})') from None
     if not ifds:
         why = f' ({warnings[0]})' if warnings else ''
         raise NotATiffError(f'{path} is a damaged TIFF: no readable image{why}')
@@ -91,7 +91,7 @@ def _tifffile_warnings() -> Iterator[list[str]]:
         def emit(self, record: logging.LogRecord) -> None:
             text = record.getMessage()
             # tifffile prefixes the object's repr: keep the words after it.
-            messages.append(_one_line(ValueError(text.split('> ', 1)[-1])))
+            messages.append(one_line(ValueError(text.split('> ', 1)[-1])))
 
     logger = logging.getLogger('tifffile')
     handler = Collect(logging.WARNING)
@@ -103,11 +103,6 @@ def _tifffile_warnings() -> Iterator[list[str]]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = saved
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _tag(page: Any, name: str, default: Any = None) -> Any:
