@@ -635,5 +635,6 @@ def test_units_written_before_these_changes_are_still_read(tmp_path):
         h5['sources'] = numpy.zeros(0, dtype=[('path', h5py.string_dtype()), ('size', '<i8'), ('mtime_ns', '<i8')])
     with tw.read_staging(staging) as snapshot:
         canvas = snapshot.read_canvas()[:, :, 0]
+        assert snapshot.summary()['format_version'] == 1  # the unit's own, not this tifwriter's
     numpy.testing.assert_array_equal(canvas[:16, :16], noise(16))
     assert (canvas[:8, 16:24] == 4).all()

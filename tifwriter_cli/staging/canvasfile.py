@@ -31,8 +31,12 @@ __all__ = ['create_staging', 'read_canvas', 'StagingHeader']
 class StagingHeader:
     """What the staging file says: the canvas, its identity, when it was made."""
 
-    def __init__(self, path: Path, spec: CanvasSpec, uid: str, created: str, tool: str):
+    def __init__(
+        self, path: Path, spec: CanvasSpec, uid: str, created: str, tool: str,
+        format_version: int = FORMAT_VERSION,
+    ):
         self.path = path
+        self.format_version = format_version  # the unit's own (older ones are read too)
         self.spec = spec
         self.uid = uid
         self.created = created
@@ -140,20 +144,21 @@ def _read_header(h5: Any, path: Path) -> StagingHeader:
     fmt = _text(attrs.get('format'))
     if fmt != FORMAT_NAME or 'canvas' not in h5:
         raise NotAStagingFileError(f'{path} is an HDF5 file but not a tifwriter staging file')
-    check_format_version(attrs.get('format_version'), what=f'{path} has staging format')
+    version = check_format_version(attrs.get('format_version'), what=f'{path} has staging format')
     try:
         spec = CanvasSpec.from_attrs(dict(h5['canvas'].attrs))
     except (TypeError, ValueError) as exc:
         raise NotAStagingFileError(f'{path} has an invalid canvas description: {exc}') from None
     return StagingHeader(
-        path, spec, _text(attrs.get('uid')), _text(attrs.get('created')), _text(attrs.get('tool'))
+        path, spec, _text(attrs.get('uid')), _text(attrs.get('created')), _text(attrs.get('tool')),
+        version,
     )
 
 
-def check_format_version(value: object, *, what: str) -> None:
+def check_format_version(value: object, *, what: str) -> int:
     """Refuse any ``format_version`` this tifwriter does not read (an integer
     of READABLE_FORMAT_VERSIONS, not 1.5 or "1" or an array), with one line
-    saying ``what`` has which."""
+    saying ``what`` has which. Returns the version."""
     if isinstance(value, numpy.ndarray) and value.shape == ():
         value = value[()]
     if isinstance(value, numpy.generic):
@@ -165,6 +170,7 @@ def check_format_version(value: object, *, what: str) -> None:
             f'{what} version {shown}; this tifwriter reads versions '
             f'{", ".join(map(str, READABLE_FORMAT_VERSIONS))} (use the tifwriter that created it)'
         )
+    return value
 
 
 def _text(value: object) -> str:

@@ -32,7 +32,7 @@ from .fragment import (
     fragment_withdraws,
 )
 from .integrity import check_patch, corrupt
-from .layout import FORMAT_VERSION, fragments_dir, published_fragments, stale_temp_fragments
+from .layout import fragments_dir, published_fragments, stale_temp_fragments
 from .validate import check_patch_dataset, load_fragment_tables, missing_pixels
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
@@ -417,7 +417,7 @@ class StagingSnapshot:
             }
         return {
             'path': str(self.path),
-            'format_version': FORMAT_VERSION,
+            'format_version': self.header.format_version,
             'created': self.header.created,
             'tool': self.header.tool,
             # The same key as a TIFF's report (tifwriter_cli.tiff.inspect).
