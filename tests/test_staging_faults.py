@@ -9,6 +9,7 @@ fails the test instead of killing pytest.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import subprocess
@@ -285,6 +286,9 @@ def test_reader_skips_a_foreign_fragment_with_a_warning(make_staging, run_cli, c
     result = run_cli('info', staging)
     assert result.exit_code == 0, result.output
     assert f'fragment {foreign} is skipped: it belongs to another staging file' in result.stderr
+    assert '1 of another staging unit skipped' in result.stdout  # counted, not only logged
+    as_json = run_cli('info', staging, '--json')
+    assert json.loads(as_json.stdout)['fragments']['foreign'] == [str(foreign)]
     with tw.read_staging(staging) as snapshot:
         assert snapshot.skipped_fragments == [foreign]
         numpy.testing.assert_array_equal(snapshot.read_region(0, 0, 16, 16)[:, :, 0], noise(16, seed=1))

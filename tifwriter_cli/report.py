@@ -81,6 +81,11 @@ def format_staging_report(r: dict[str, Any]) -> str:
             f", {r['fragments']['withdrawn']} withdrawn (unstaged or compacted; gc deletes them)"
             if r['fragments'].get('withdrawn')
             else ''
+        )
+        + (
+            f", {len(r['fragments']['foreign'])} of another staging unit skipped (remove them)"
+            if r['fragments'].get('foreign')
+            else ''
         ),
         f"patches       {r['patches']} ({r['uniform_patches']} uniform), "
         f"{r['source_files']} keyed contribution(s)"

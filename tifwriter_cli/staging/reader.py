@@ -438,6 +438,8 @@ class StagingSnapshot:
                 'bytes': int(sum(sizes)),
                 'unpublished_temp_files': len(stale_temp_fragments(self.fragments_dir)),
                 'withdrawn': len(self.withdrawn_fragments),
+                # Fragments of another staging unit (copied in, or a stale writer's), skipped.
+                'foreign': [str(path) for path in self.skipped_fragments],
             },
             'patches': int(len(p)),
             'uniform_patches': int(p['uniform'].sum()) if len(p) else 0,
