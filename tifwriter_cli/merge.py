@@ -139,7 +139,7 @@ class _Mean(Accumulator):
             # clip (a mean of in-range integers rounds into the range).
             chunk_shape = (min(rows_per_chunk, out.shape[0]),) + out.shape[1:]
             sum_buffer = numpy.empty(chunk_shape, numpy.float32)
-            count_buffer = numpy.empty(chunk_shape[:2] + (1,), numpy.float32)
+            count_buffer = numpy.empty(chunk_shape[:2], numpy.float32)
         for row in range(0, out.shape[0], rows_per_chunk):
             part = slice(row, row + rows_per_chunk)
             count = self._count[part, :, numpy.newaxis]
@@ -148,10 +148,14 @@ class _Mean(Accumulator):
                 mean = sum_buffer[: chunk.shape[0]]
                 divisor = count_buffer[: chunk.shape[0]]
                 numpy.copyto(mean, self._sum[part], casting='unsafe')
-                numpy.maximum(count, 1, out=divisor, casting='unsafe')
-                numpy.divide(mean, divisor, out=mean)
-                numpy.rint(mean, out=mean)
-                numpy.copyto(chunk, mean, casting='unsafe')
+                numpy.copyto(divisor, self._count[part], casting='unsafe')
+                # Never-written pixels divide 0 by 0 (NaN): no maximum(count,
+                # 1) pass, which costs more than the division; the fill
+                # replaces them below.
+                with numpy.errstate(invalid='ignore', divide='ignore'):
+                    numpy.divide(mean, divisor[..., numpy.newaxis], out=mean)
+                    numpy.rint(mean, out=mean)
+                    numpy.copyto(chunk, mean, casting='unsafe')
             else:
                 with numpy.errstate(invalid='ignore', divide='ignore'):
                     mean = self._sum[part] / numpy.maximum(count, 1)
