@@ -268,3 +268,82 @@ def test_mean_accumulator_widens_its_sums_after_many_patches() -> None:
     # (35000 * 255 + 35000 * 254) / 70000 = 254.5 -> 254 (ties to even)
     numpy.testing.assert_array_equal(got[:, :2, 0], 254)
     assert got[0, 2, 0] == 9 and got[1, 2, 0] == 0
+
+
+def _exact_rounded_mean(sums: numpy.ndarray, counts: numpy.ndarray) -> numpy.ndarray:
+    """Reference: the exact mean of integers rounded to nearest, ties to
+    even, in integer arithmetic only (int64 floor division)."""
+    counts = numpy.maximum(counts, 1)
+    quotient, remainder = numpy.divmod(sums, counts)
+    twice = 2 * remainder
+    up = (twice > counts) | ((twice == counts) & (quotient % 2 == 1))
+    return quotient + up
+
+
+@pytest.mark.parametrize('dtype', ['uint8', 'int8', 'uint16', 'int16'])
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_integer_mean_accumulator_equals_exact_rounding(dtype, data) -> None:
+    # Random rectangles of random values (extremes included), often enough
+    # to cross the accumulator's first widening (255 adds) in some runs;
+    # pixels covered once, several times and never (fill).
+    from tifwriter_cli.merge import new_accumulator
+
+    info = numpy.iinfo(dtype)
+    values = st.integers(int(info.min), int(info.max))
+    height, width, channels = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)), data.draw(st.sampled_from([1, 3]))
+    fill = data.draw(st.sampled_from([0, 7]))
+    acc = new_accumulator('mean', (height, width, channels), numpy.dtype(dtype), fill)
+    sums = numpy.zeros((height, width, channels), numpy.int64)
+    counts = numpy.zeros((height, width, 1), numpy.int64)
+    adds = data.draw(st.sampled_from([1, 2, 5, 254, 255, 256, 300]))
+    extreme = data.draw(st.sampled_from([None, int(info.min), int(info.max)]))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = numpy.random.default_rng(seed)
+    for _ in range(adds):
+        y0, x0 = int(rng.integers(0, height)), int(rng.integers(0, width))
+        y1, x1 = int(rng.integers(y0 + 1, height + 1)), int(rng.integers(x0 + 1, width + 1))
+        rows, cols = slice(y0, y1), slice(x0, x1)
+        if extreme is not None and rng.random() < 0.7:
+            patch = numpy.full((y1 - y0, x1 - x0, channels), extreme, dtype)
+        else:
+            patch = rng.integers(info.min, info.max, (y1 - y0, x1 - x0, channels), endpoint=True).astype(dtype)
+        if rng.random() < 0.3:  # a uniform patch arrives as a scalar
+            scalar = numpy.dtype(dtype).type(data.draw(values))
+            acc.add(rows, cols, scalar)
+            sums[rows, cols] += int(scalar)
+        else:
+            acc.add(rows, cols, patch)
+            sums[rows, cols] += patch
+        counts[rows, cols] += 1
+    expected = _exact_rounded_mean(sums, counts)
+    expected = numpy.where(counts == 0, fill, expected).astype(dtype)
+    got = acc.result()
+    assert got.dtype == numpy.dtype(dtype)
+    numpy.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    ('dtype', 'high', 'low', 'high_adds', 'low_adds'),
+    [
+        # The nearest non-ties a float32 quotient must not mistake for
+        # ties: the exact mean lies 1/(2 count) from k + 1/2, with the
+        # largest count each float32 stage serves.
+        ('uint8', 255, 254, 32767, 32768),  # 254.4999924 -> 254
+        ('uint8', 255, 254, 32768, 32767),  # 254.5000076 -> 255
+        ('uint16', 65535, 65534, 127, 128),  # 65534.498 -> 65534
+        ('uint16', 65535, 65534, 128, 127),  # 65534.502 -> 65535
+        ('uint8', 3, 2, 1, 1),  # a tie: 2.5 -> 2
+        ('uint8', 4, 3, 1, 1),  # a tie: 3.5 -> 4
+    ],
+)
+def test_integer_mean_next_to_a_tie_is_exact(dtype, high, low, high_adds, low_adds) -> None:
+    from tifwriter_cli.merge import new_accumulator
+
+    acc = new_accumulator('mean', (1, 1, 1), numpy.dtype(dtype), 0)
+    for value, adds in ((high, high_adds), (low, low_adds)):
+        for _ in range(adds):
+            acc.add(slice(0, 1), slice(0, 1), numpy.dtype(dtype).type(value))
+    count = high_adds + low_adds
+    expected = _exact_rounded_mean(numpy.array([high * high_adds + low * low_adds]), numpy.array([count]))
+    assert acc.result()[0, 0, 0] == expected[0]

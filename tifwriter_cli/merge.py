@@ -6,11 +6,14 @@ wherever nothing was written.
 
 * ``overwrite``: the last added patch wins.
 * ``max`` / ``min``: element-wise maximum / minimum of the written values.
-* ``mean``: arithmetic mean of the written values, in float64, rounded to
-  nearest (ties to even) for integer canvases.
+* ``mean``: arithmetic mean of the written values, in float64 for float
+  canvases; for integer canvases the exact mean rounded to nearest (ties
+  to even), from exact integer sums.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy
 
@@ -71,45 +74,97 @@ class _Extreme(Accumulator):
 _MEAN_CHUNK_ELEMENTS = 1 << 18
 
 
+def _mean_stages(dtype: numpy.dtype) -> list[tuple[float, type, type, bool]]:
+    """How a mean's sum and count are held as patches are added.
+
+    Each stage is (most adds, sum type, count type, float32 exact): the
+    accumulator starts in the first stage and is widened once whenever
+    more patches are added than its stage holds. Integer sums are exact, so
+    their types only have to hold them (8-bit values: at most 255 adds in
+    16 bits with an 8-bit count; memory and bandwidth per pixel of a uint8
+    region: 3 bytes).
+
+    "float32 exact": whether the mean rounds the same through float32 as
+    through exact arithmetic. The sum and the count are exact in float32
+    (below 2**24), IEEE division is correctly rounded and monotonic, and
+    every tie k + 1/2 is representable, so float32 can only differ where
+    the exact quotient lies within half an ulp of a tie without being one;
+    it lies at least 1/(2 count) from it, which is more than half an ulp
+    (2**-17 below 256, 2**-9 below 65536) for count <= 65535 (8-bit values)
+    and count <= 255 (16-bit values).
+    """
+    if dtype.kind in 'ui' and dtype.itemsize == 1:
+        small = numpy.uint16 if dtype.kind == 'u' else numpy.int16
+        return [
+            (255, small, numpy.uint8, True),
+            (65535, numpy.int32, numpy.uint16, True),
+            (math.inf, numpy.int64, numpy.uint32, False),
+        ]
+    if dtype.kind in 'ui' and dtype.itemsize == 2:
+        return [
+            (255, numpy.int32, numpy.uint8, True),
+            (32768, numpy.int32, numpy.uint16, False),
+            (math.inf, numpy.int64, numpy.uint32, False),
+        ]
+    # Floats (and wider integers) in float64, summed in add order.
+    return [(math.inf, numpy.float64, numpy.uint32, False)]
+
+
 class _Mean(Accumulator):
     def __init__(self, shape, dtype, fill):
         super().__init__(shape, dtype, fill)
-        # Integer sums are exact, so their type only has to hold them: 8-bit
-        # values in 32 bits and the count in 16 while fewer than 65535
-        # patches were added (widened once if ever more are), 16-bit
-        # values in 64 bits. Floats (and wider integers) in float64, in add
-        # order. Memory per pixel of a uint8 region: 6 bytes, not 12.
-        if self.dtype.kind in 'ui' and self.dtype.itemsize == 1:
-            self._sum = numpy.zeros(shape, dtype=numpy.int32)
-            self._count = numpy.zeros(shape[:2], dtype=numpy.uint16)
-        else:
-            wide = self.dtype.kind in 'ui' and self.dtype.itemsize == 2
-            self._sum = numpy.zeros(shape, dtype=numpy.int64 if wide else numpy.float64)
-            self._count = numpy.zeros(shape[:2], dtype=numpy.uint32)
+        self._stages = _mean_stages(self.dtype)
+        self._stage = 0
+        _, sum_type, count_type, _ = self._stages[0]
+        self._sum = numpy.zeros(shape, dtype=sum_type)
+        self._count = numpy.zeros(shape[:2], dtype=count_type)
         self._adds = 0
 
     def add(self, rows, cols, data):
         self._adds += 1
-        if self._adds == 65535 and self._count.dtype == numpy.uint16:
-            self._sum = self._sum.astype(numpy.int64)
-            self._count = self._count.astype(numpy.uint32)
+        if self._adds > self._stages[self._stage][0]:
+            self._stage += 1
+            _, sum_type, count_type, _ = self._stages[self._stage]
+            self._sum = self._sum.astype(sum_type)
+            self._count = self._count.astype(count_type)
         self._sum[rows, cols] += data
         self._count[rows, cols] += 1
 
     def result(self):
         out = numpy.empty(self._sum.shape, self.dtype)
+        float32_exact = self._stages[self._stage][3]
         rows_per_chunk = max(1, _MEAN_CHUNK_ELEMENTS // max(1, out[0].size))
+        if float32_exact:
+            # In place in two float32 buffers: no float64 temporaries, no
+            # clip (a mean of in-range integers rounds into the range).
+            chunk_shape = (min(rows_per_chunk, out.shape[0]),) + out.shape[1:]
+            sum_buffer = numpy.empty(chunk_shape, numpy.float32)
+            count_buffer = numpy.empty(chunk_shape[:2], numpy.float32)
         for row in range(0, out.shape[0], rows_per_chunk):
             part = slice(row, row + rows_per_chunk)
             count = self._count[part, :, numpy.newaxis]
-            with numpy.errstate(invalid='ignore', divide='ignore'):
-                mean = self._sum[part] / numpy.maximum(count, 1)
-            if self.dtype.kind != 'f':
-                info = numpy.iinfo(self.dtype)
-                mean = numpy.clip(numpy.rint(mean), info.min, info.max)
             chunk = out[part]
-            chunk[...] = mean
-            chunk[numpy.broadcast_to(count == 0, chunk.shape)] = self.fill
+            if float32_exact:
+                mean = sum_buffer[: chunk.shape[0]]
+                divisor = count_buffer[: chunk.shape[0]]
+                numpy.copyto(mean, self._sum[part], casting='unsafe')
+                numpy.copyto(divisor, self._count[part], casting='unsafe')
+                # Never-written pixels divide 0 by 0 (NaN): no maximum(count,
+                # 1) pass, which costs more than the division; the fill
+                # replaces them below.
+                with numpy.errstate(invalid='ignore', divide='ignore'):
+                    numpy.divide(mean, divisor[..., numpy.newaxis], out=mean)
+                    numpy.rint(mean, out=mean)
+                    numpy.copyto(chunk, mean, casting='unsafe')
+            else:
+                with numpy.errstate(invalid='ignore', divide='ignore'):
+                    mean = self._sum[part] / numpy.maximum(count, 1)
+                if self.dtype.kind != 'f':
+                    info = numpy.iinfo(self.dtype)
+                    mean = numpy.clip(numpy.rint(mean), info.min, info.max)
+                chunk[...] = mean
+            if not count.all():
+                chunk[numpy.broadcast_to(count == 0, chunk.shape)] = self.fill
         return out
 
 
