@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy
 
-from .h5io import GuardedFile, create_hdf5, text_attribute
+from .h5io import GuardedFile, create_hdf5, read_attribute, text_attribute
 from .integrity import crc32, tables_checksum
 from .layout import FORMAT_NAME, FORMAT_VERSION, FRAGMENT_VERSION
 
@@ -265,12 +265,12 @@ def read_fragment_tables(
 
 def fragment_withdraws(h5: Any) -> list[int]:
     """Sequence numbers of the fragments an open fragment withdraws."""
-    return [int(n) for n in numpy.atleast_1d(h5.attrs.get('withdraws', []))]
+    return [int(n) for n in numpy.atleast_1d(read_attribute(h5, 'withdraws', []))]
 
 
 def fragment_merge_order(h5: Any, sequence: int) -> int:
     """The publish position a fragment merges at (its own sequence unless compacted)."""
-    return int(h5.attrs.get('merge_order', sequence))
+    return int(read_attribute(h5, 'merge_order', sequence))
 
 
 def _text(value: Any) -> str:
