@@ -298,7 +298,7 @@ def test_snapshot_never_mixes_in_files_that_took_its_fragments_names(make_stagin
     from tifwriter_cli.errors import StagingChangedError
     from tifwriter_cli.staging import reader
 
-    monkeypatch.setattr(reader, 'MAX_OPEN_FRAGMENTS', 1)  # force reopening by name
+    monkeypatch.setattr(reader, 'MAX_HELD_DESCRIPTORS', 1)  # force reopening by name
     staging = make_staging()
     spec = tw.CanvasSpec(width=300, height=200)
     for k in range(3):
@@ -311,6 +311,43 @@ def test_snapshot_never_mixes_in_files_that_took_its_fragments_names(make_stagin
                 writer.write(50 * k, 0, noise(40, seed=10 + k))
         with pytest.raises(StagingChangedError, match='was replaced while'):
             snapshot.read_canvas()
+
+
+def test_snapshot_over_many_fragments_reads_what_it_took_while_they_are_compacted(make_staging):
+    """More fragments than MAX_OPEN_FRAGMENTS, one holding a patch larger than
+    one chunk (read through h5py): compacted (deleted) and then the whole unit
+    replaced under an open snapshot, which still reads exactly what it took."""
+    from tifwriter_cli.housekeeping import compact
+    from tifwriter_cli.staging import reader
+
+    count = reader.MAX_OPEN_FRAGMENTS + 8
+    side, step = 24, 40
+    staging = make_staging(width=1200, height=1200)
+    expected = numpy.zeros((1200, 1200), numpy.uint8)
+    big = noise(1100, seed=99)  # > 1024 px: several chunks
+    with tw.open_staging(staging) as writer:
+        writer.write(30, 30, big)
+    expected[30:1130, 30:1130] = big
+    for k in range(count):
+        x, y = step * (k % 29), step * (k // 29)
+        with tw.open_staging(staging) as writer:
+            writer.write(x, y, noise(side, seed=k))  # over the big patch: merge order counts
+        expected[y : y + side, x : x + side] = noise(side, seed=k)
+    fragments = staging.with_name(staging.name + '.fragments')
+    names = sorted(fragments.glob('*.h5'))
+    assert len(names) == count + 1
+    with tw.read_staging(staging) as snapshot:
+        numpy.testing.assert_array_equal(snapshot.read_region(0, 0, 600, 600)[:, :, 0], expected[:600, :600])
+        compact(staging)  # publishes the fold, then deletes every fragment the snapshot took
+        assert not any(name.exists() for name in names)
+        numpy.testing.assert_array_equal(snapshot.read_canvas()[:, :, 0], expected)
+        tw.create_staging(staging, tw.CanvasSpec(width=1200, height=1200), overwrite=True)
+        for k in range(3):
+            with tw.open_staging(staging) as writer:
+                writer.write(0, 0, noise(64, seed=50 + k))  # takes the names 1, 2, 3
+        numpy.testing.assert_array_equal(snapshot.read_canvas()[:, :, 0], expected)
+    with tw.read_staging(staging) as snapshot:
+        numpy.testing.assert_array_equal(snapshot.read_region(0, 0, 64, 64)[:, :, 0], noise(64, seed=52))
 
 
 # -- damaged fragments (items 7, 9, 13) ---------------------------------------

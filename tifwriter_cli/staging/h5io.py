@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ['GuardedFile', 'create_hdf5', 'text_attribute']
+__all__ = ['GuardedFile', 'create_hdf5', 'read_attribute', 'text_attribute']
 
 
 class GuardedFile(io.RawIOBase):
@@ -166,3 +166,21 @@ def text_attribute(value: Any) -> Any:
     if isinstance(value, str):
         return numpy.bytes_(value.encode('utf-8'))
     return value
+
+
+def read_attribute(h5: Any, name: str, default: Any = None) -> Any:
+    """An attribute of an open h5py File or Group, or ``default``.
+
+    Through the low-level API: h5py's ``attrs.get`` cost ~0.3 ms each, a
+    third of a fragment's load when a snapshot loads thousands of them.
+    """
+    import h5py
+    import numpy
+
+    key = name.encode()
+    if not h5py.h5a.exists(h5.id, key):
+        return default
+    attr = h5py.h5a.open(h5.id, key)
+    value = numpy.empty(attr.shape, attr.dtype)
+    attr.read(value)
+    return value[()] if value.shape == () else value

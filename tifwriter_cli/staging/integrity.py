@@ -70,7 +70,9 @@ def check_tables(
     h5: Any, stored_index: numpy.ndarray, sources: Sequence[tuple], path: Path, sequence: int | None
 ) -> None:
     """Raise :class:`CorruptFragmentError` if the tables do not match their checksum."""
-    expected = h5.attrs.get('tables_crc32')
+    from .h5io import read_attribute
+
+    expected = read_attribute(h5, 'tables_crc32')
     if expected is None:
         return  # format 1: no checksums
     if tables_checksum(stored_index, sources) != int(expected):

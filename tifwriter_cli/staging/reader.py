@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime
+import io
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +32,7 @@ from .fragment import (
     fragment_merge_order,
     fragment_withdraws,
 )
+from .h5io import read_attribute
 from .integrity import check_patch, corrupt
 from .layout import fragments_dir, published_fragments, stale_temp_fragments
 from .validate import check_patch_dataset, load_fragment_tables, missing_pixels
@@ -50,17 +52,28 @@ PATCH_DTYPE = numpy.dtype(
         ('value', '<f8'),
         ('codec', 'u1'),
         ('crc32', '<i8'),  # of the pixels; -1: not checksummed
+        # Where the patch's single chunk lies in its fragment, found when the
+        # index is loaded; -1: read it through h5py (see _patch_pixels).
+        ('chunk_offset', '<i8'),
+        ('chunk_size', '<i8'),
     ]
 )
 
 #: Side of the grid cells that bucket patches for region queries.
 GRID_CELL = 1024
-#: Fragment files kept open at once (the rest are reopened on demand).
+#: Fragments kept open as h5py Files at once, for the few patches read
+#: through h5py (larger than one chunk); nearly all are read with pread.
 MAX_OPEN_FRAGMENTS = 128
-#: HDF5 chunk cache per open fragment. Small on purpose: a long scan keeps
-#: many fragments open, and patches are mostly read once (the default 1 MiB
-#: per file made a 100k x 100k preview grow to 277 MB).
+#: HDF5 chunk cache per open fragment. Small on purpose: patches are mostly
+#: read once (the default 1 MiB per file made a 100k x 100k preview grow to
+#: 277 MB).
 CHUNK_CACHE_BYTES = 256 * 1024
+#: At most this many fragment descriptors are held (a snapshot holds one per
+#: live fragment, so fragments compacted or replaced under it are still read
+#: as they were); past it, or past half the process's open-file limit, the
+#: least recently read are closed and reopened by name (and checked to be the
+#: same file).
+MAX_HELD_DESCRIPTORS = 16384
 
 
 class StagingSnapshot:
@@ -79,6 +92,8 @@ class StagingSnapshot:
         self._open: collections.OrderedDict[int, Any] = collections.OrderedDict()
         self._descriptors: collections.OrderedDict[int, int] = collections.OrderedDict()
         self._verified: set[tuple[int, int]] = set()  # (fragment, row) whose checksum matched
+        self._file_objects: dict[int, io.FileIO] = {}  # under the h5py Files in _open
+        self._max_descriptors = MAX_HELD_DESCRIPTORS
         # A fragment may vanish between listing and opening: `compact`
         # publishes its replacement first, then deletes it. Listing again
         # then sees the replacement.
@@ -95,6 +110,7 @@ class StagingSnapshot:
 
     def _take_snapshot(self) -> None:
         published = published_fragments(self.fragments_dir)
+        self._max_descriptors = _descriptor_budget(len(published))
         self.fragment_paths: list[Path] = [p for _, p in published]
         self.fragment_sequences: list[int] = [n for n, _ in published]
         #: Sequence numbers of published fragments withdrawn by later ones
@@ -122,46 +138,56 @@ class StagingSnapshot:
         # fragment is opened once, its tables read and checked.
         withdrawn: set[int] = set()
         folded: set[int] = set()  # withdrawn by live folds (compacted fragments)
-        loaded: list[tuple[int, int, numpy.ndarray, list]] = []  # (merge order, number, index, sources)
+        loaded: list[tuple] = []  # (merge order, number, index, sources, chunk locations)
         for number in reversed(range(len(self.fragment_paths))):
             sequence = self.fragment_sequences[number]
             if sequence in withdrawn:
                 continue
             path = self.fragment_paths[number]
-            h5 = self._fragment(number)
-            tables_read = load_fragment_tables(h5, path=path, spec=self.spec, staging_uid=self.header.uid)
-            if tables_read is None:  # another staging unit's (logged)
-                self.skipped_fragments.append(path)
-                continue
-            index, sources = tables_read
-            withdraws = {n for n in fragment_withdraws(h5) if n < sequence}
-            is_fold = 'merge_order' in h5.attrs
-            if is_fold and withdraws & folded:
-                # Two compactions ran at once and folded the same fragments:
-                # the one published later wins, this one is ignored.
-                withdrawn.add(sequence)
-                continue
-            withdrawn |= withdraws
-            if is_fold:
-                folded |= withdraws
+            # Opened by name once, to load its tables and the place of each
+            # patch's chunk, then closed: pixels are read from the descriptor
+            # with pread, so a read costs the same for 1 or 2000 fragments
+            # and no HDF5 caches stay allocated per fragment.
+            h5 = self._open_by_name(number)
             try:
-                # Held from now on: the file may be deleted (compacted) while we read.
-                self._descriptor(number)
-            except FileNotFoundError:
-                raise _FragmentVanished(path) from None
-            loaded.append((fragment_merge_order(h5, sequence), number, index, sources))
+                tables_read = load_fragment_tables(h5, path=path, spec=self.spec, staging_uid=self.header.uid)
+                if tables_read is None:  # another staging unit's (logged)
+                    self.skipped_fragments.append(path)
+                    continue
+                index, sources = tables_read
+                withdraws = {n for n in fragment_withdraws(h5) if n < sequence}
+                is_fold = read_attribute(h5, 'merge_order') is not None
+                if is_fold and withdraws & folded:
+                    # Two compactions ran at once and folded the same fragments:
+                    # the one published later wins, this one is ignored.
+                    withdrawn.add(sequence)
+                    continue
+                withdrawn |= withdraws
+                if is_fold:
+                    folded |= withdraws
+                try:
+                    # Held from now on: the file may be deleted (compacted) while we read.
+                    self._descriptor(number)
+                except FileNotFoundError:
+                    raise _FragmentVanished(path) from None
+                chunks = _chunk_locations(h5, index, self.spec)
+                loaded.append((fragment_merge_order(h5, sequence), number, index, sources, chunks))
+            finally:
+                h5.close()
         self.withdrawn_fragments = sorted(withdrawn & set(self.fragment_sequences))
         loaded.sort(key=lambda item: (item[0], self.fragment_sequences[item[1]]))
         tables = []
         sourced_rows = []  # per table: rows that carry a key
         # key -> (table number, row, record) of its LAST staging in merge order
         last_staged: dict[str, tuple[int, int, tuple[str, int, int, str]]] = {}
-        for _, number, index, sources in loaded:
+        for _, number, index, sources, (chunk_offsets, chunk_sizes) in loaded:
             table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
             table['fragment'] = number
             table['number'] = numpy.arange(len(index))
             for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec', 'crc32'):
                 table[field] = index[field]
+            table['chunk_offset'] = chunk_offsets
+            table['chunk_size'] = chunk_sizes
             sourced_rows.append(numpy.flatnonzero(index['source'] >= 0))
             for row_number in sourced_rows[-1]:
                 record = sources[int(index['source'][row_number])]
@@ -209,17 +235,15 @@ class StagingSnapshot:
                     cells[(int(cy), int(cx))].append(i)
         return {key: numpy.array(value, dtype=numpy.int64) for key, value in cells.items()}
 
-    def _fragment(self, number: int) -> Any:
+    def _open_by_name(self, number: int) -> Any:
+        """The fragment as an h5py File opened by its name (to load its tables)."""
         import h5py
         import hdf5plugin  # noqa: F401  (registers the blosc filter)
 
-        h5 = self._open.get(number)
-        if h5 is not None:
-            self._open.move_to_end(number)
-            return h5
         path = self.fragment_paths[number]
         try:
-            h5 = h5py.File(path, 'r', locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
+            # No chunk cache: the tables are read once, patch chunks never.
+            h5 = h5py.File(path, 'r', locking=False, rdcc_nbytes=0)
         except OSError as exc:
             if not path.exists():
                 raise _FragmentVanished(path) from None
@@ -229,11 +253,39 @@ class StagingSnapshot:
         except BaseException:
             h5.close()
             raise
-        self._open[number] = h5
-        if len(self._open) > MAX_OPEN_FRAGMENTS:
-            _, oldest = self._open.popitem(last=False)
-            oldest.close()
         return h5
+
+    def _fragment(self, number: int) -> Any:
+        """The fragment as an h5py File over the held descriptor (for the
+        patches pread cannot read), so it is the file the snapshot took even
+        if its name was deleted or taken since."""
+        import h5py
+        import hdf5plugin  # noqa: F401  (registers the blosc filter)
+
+        h5 = self._open.get(number)
+        if h5 is not None:
+            self._open.move_to_end(number)
+            return h5
+        path = self.fragment_paths[number]
+        try:
+            fd = self._descriptor(number)
+        except FileNotFoundError:
+            raise _FragmentVanished(path) from None
+        file_object = io.FileIO(os.dup(fd), 'rb', closefd=True)
+        try:
+            h5 = h5py.File(file_object, 'r', rdcc_nbytes=CHUNK_CACHE_BYTES)
+        except OSError as exc:
+            file_object.close()
+            raise corrupt(path, f'it cannot be opened: {one_line(exc)}', self.fragment_sequences[number]) from None
+        self._open[number] = h5
+        self._file_objects[number] = file_object
+        if len(self._open) > MAX_OPEN_FRAGMENTS:
+            self._close_fragment(next(iter(self._open)))
+        return h5
+
+    def _close_fragment(self, number: int) -> None:
+        self._open.pop(number).close()
+        self._file_objects.pop(number).close()
 
     def _same_file(self, number: int, st: os.stat_result) -> None:
         """A snapshot holds what it took: a fragment reopened by name (open
@@ -327,26 +379,19 @@ class StagingSnapshot:
         """All pixels of a stored patch, (height, width, channels).
 
         A patch stored as one chunk (patches up to 1024 px a side: nearly all)
-        is read with pread and decoded by imagecodecs, both outside the GIL
-        and outside HDF5's global lock, so the encoder threads keep running;
-        going through h5py for each patch cost more than the decoding itself.
-        Larger patches, and anything unexpected, go through h5py.
+        is read with pread from the held descriptor at the place found when
+        the index was loaded, and decoded by imagecodecs, both outside the GIL
+        and outside HDF5's global lock, so the encoder threads keep running
+        and no h5py File is opened per read. Larger patches, and anything
+        unexpected (a dataset of another shape or type, a missing one), go
+        through h5py, which also reports what is wrong with them.
         """
-        import h5py
-
         fragment, number = int(patch['fragment']), int(patch['number'])
-        h5 = self._fragment(fragment)
         shape = (int(patch['height']), int(patch['width']), self.spec.channels)
         try:
-            try:
-                dataset_id = h5py.h5d.open(h5['patches'].id, str(number).encode())
-            except KeyError:
-                raise corrupt(self.fragment_paths[fragment], missing_pixels(number)) from None
-            check_patch_dataset(
-                dataset_id.shape, dataset_id.dtype, expected_shape=shape, spec=self.spec,
-                path=self.fragment_paths[fragment], number=number,
-            )
-            return self._decoded_pixels(fragment, dataset_id, shape, int(patch['codec']))
+            if patch['chunk_offset'] >= 0:
+                return self._pread_pixels(fragment, patch, shape)
+            return self._h5py_pixels(fragment, number, shape)
         except (CorruptFragmentError, StagingChangedError, MemoryError, _FragmentVanished):
             raise
         except Exception as exc:  # a damaged chunk: blosc, HDF5 and reshape errors alike
@@ -354,29 +399,41 @@ class StagingSnapshot:
                 self.fragment_paths[fragment], f'patch {number} cannot be read: {one_line(exc)}'
             ) from None
 
-    def _decoded_pixels(self, fragment: int, dataset_id: Any, shape: tuple[int, int, int], codec: int) -> numpy.ndarray:
+    def _pread_pixels(self, fragment: int, patch: numpy.void, shape: tuple[int, int, int]) -> numpy.ndarray:
+        try:
+            fd = self._descriptor(fragment)
+        except FileNotFoundError:
+            raise _FragmentVanished(self.fragment_paths[fragment]) from None
+        size = int(patch['chunk_size'])
+        raw = os.pread(fd, size, int(patch['chunk_offset']))
+        if len(raw) != size:
+            raise ValueError(f'its chunk ends {size - len(raw)} bytes past the end of the file')
+        if patch['codec'] == CODEC_BLOSC_LZ4:
+            import imagecodecs
+
+            raw = imagecodecs.blosc_decode(raw)
+        return numpy.frombuffer(raw, dtype=self.spec.numpy_dtype).reshape(shape)
+
+    def _h5py_pixels(self, fragment: int, number: int, shape: tuple[int, int, int]) -> numpy.ndarray:
         import h5py
 
-        dtype = self.spec.numpy_dtype
-        if dataset_id.get_create_plist().get_layout() == h5py.h5d.CHUNKED and dataset_id.get_num_chunks() == 1:
-            info = dataset_id.get_chunk_info(0)
-            if info.chunk_offset == (0, 0, 0) and info.filter_mask == 0 and codec in (CODEC_NONE, CODEC_BLOSC_LZ4):
-                chunk_shape = dataset_id.get_create_plist().get_chunk()
-                if tuple(chunk_shape) == shape:
-                    raw = os.pread(self._descriptor(fragment), info.size, info.byte_offset)
-                    if codec == CODEC_BLOSC_LZ4:
-                        import imagecodecs
-
-                        raw = imagecodecs.blosc_decode(raw)
-                    return numpy.frombuffer(raw, dtype=dtype).reshape(shape)
-        out = numpy.empty(shape, dtype=dtype)
+        h5 = self._fragment(fragment)
+        try:
+            dataset_id = h5py.h5d.open(h5['patches'].id, str(number).encode())
+        except KeyError:
+            raise corrupt(self.fragment_paths[fragment], missing_pixels(number)) from None
+        check_patch_dataset(
+            dataset_id.shape, dataset_id.dtype, expected_shape=shape, spec=self.spec,
+            path=self.fragment_paths[fragment], number=number,
+        )
+        out = numpy.empty(shape, dtype=self.spec.numpy_dtype)
         dataset_id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         return out
 
     def _descriptor(self, fragment: int) -> int:
         fd = self._descriptors.get(fragment)
         if fd is None:
-            if len(self._descriptors) >= MAX_OPEN_FRAGMENTS:
+            if len(self._descriptors) >= self._max_descriptors:
                 _, oldest = self._descriptors.popitem(last=False)
                 os.close(oldest)
             fd = os.open(self.fragment_paths[fragment], os.O_RDONLY)
@@ -463,8 +520,7 @@ class StagingSnapshot:
             _, fd = self._descriptors.popitem()
             os.close(fd)
         while self._open:
-            _, h5 = self._open.popitem()
-            h5.close()
+            self._close_fragment(next(iter(self._open)))
 
     def __enter__(self) -> 'StagingSnapshot':
         return self
@@ -474,6 +530,67 @@ class StagingSnapshot:
 
     def __iter__(self) -> Iterator[numpy.void]:
         return iter(self.patches)
+
+
+def _chunk_locations(h5: Any, index: numpy.ndarray, spec: Any) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """(byte offset, size) of the one chunk of each patch of an open fragment
+    that a plain pread can read; -1 where the patch must go through h5py:
+    uniform, larger than one chunk, filtered other than its codec says, or
+    not the shape and type its index row says (the read then reports it)."""
+    import h5py
+
+    offsets = numpy.full(len(index), -1, dtype=numpy.int64)
+    sizes = numpy.full(len(index), -1, dtype=numpy.int64)
+    rows = numpy.flatnonzero(
+        (index['uniform'] == 0) & (index['width'] > 0) & (index['height'] > 0)
+        & numpy.isin(index['codec'], (CODEC_NONE, CODEC_BLOSC_LZ4))
+    )
+    if not len(rows):
+        return offsets, sizes
+    try:
+        group = h5py.h5g.open(h5.id, b'patches')
+    except Exception:  # noqa: BLE001  (missing: reported when a patch is read)
+        return offsets, sizes
+    dtype = spec.numpy_dtype
+    for row in rows:
+        shape = (int(index['height'][row]), int(index['width'][row]), spec.channels)
+        try:
+            dataset_id = h5py.h5d.open(group, str(int(row)).encode())
+            if dataset_id.shape != shape or dataset_id.dtype != dtype:
+                continue
+            plist = dataset_id.get_create_plist()
+            if plist.get_layout() != h5py.h5d.CHUNKED or tuple(plist.get_chunk()) != shape:
+                continue
+            if dataset_id.get_num_chunks() != 1:
+                continue
+            info = dataset_id.get_chunk_info(0)
+        except Exception:  # noqa: BLE001, S112  (damaged or missing: reported when read)
+            continue
+        if info.chunk_offset == (0, 0, 0) and info.filter_mask == 0 and info.byte_offset is not None:
+            offsets[row], sizes[row] = info.byte_offset, info.size
+    return offsets, sizes
+
+
+def _descriptor_budget(fragments: int) -> int:
+    """How many fragment descriptors a snapshot of ``fragments`` may hold:
+    all of them if the open-file limit allows (raising the soft limit up to
+    the hard one, as a process holding many files should), within
+    :data:`MAX_HELD_DESCRIPTORS`, leaving half the limit to the rest."""
+    wanted = min(MAX_HELD_DESCRIPTORS, fragments)
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < 2 * wanted + 256:
+            target = 2 * wanted + 256 if hard == resource.RLIM_INFINITY else min(hard, 2 * wanted + 256)
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+        if soft == resource.RLIM_INFINITY:
+            return max(wanted, 1)
+        return max(1, min(wanted, soft // 2))
+    except ImportError:  # pragma: no cover - not on POSIX
+        return max(1, min(wanted, 128))
 
 
 class _FragmentVanished(Exception):
