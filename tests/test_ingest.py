@@ -21,13 +21,13 @@ from tifwriter_cli.contribution import file_key
 from tifwriter_cli.errors import InvalidOptionError, PatchError, SourceFileError
 from tifwriter_cli.ingest import (
     DEFAULT_PATTERN,
-    canvas_position,
     compile_pattern,
     in_shard,
     ingest_npy_dir,
     parse_shard,
     shard_from_environment,
 )
+from tifwriter_cli.slide import canvas_position
 from tifwriter_cli.spec import CanvasSpec
 
 from .reference import ReferenceCanvas

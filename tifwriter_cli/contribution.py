@@ -89,8 +89,8 @@ def stage_file(
     for a bad file.
     """
     from .geometry import clip_to_canvas
-    from .ingest import canvas_position
     from .npyfile import load_array
+    from .slide import canvas_position
 
     path = Path(path)
     key = file_key(path) if key is None else key

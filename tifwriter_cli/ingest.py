@@ -50,16 +50,15 @@ from typing import Any, Callable, Iterator, Mapping
 
 from .contribution import stage_file
 from .errors import InvalidOptionError, PatchError, SourceFileError, TifwriterError
+from .slide import COORDS_CHOICES, canvas_position
 from .spec import CanvasSpec
 
 __all__ = [
     'DEFAULT_PATTERN',
     'ON_ERROR_CHOICES',
-    'COORDS_CHOICES',
     'IngestReport',
     'IngestTerminated',
     'NamePattern',
-    'canvas_position',
     'compile_pattern',
     'in_shard',
     'ingest_npy_dir',
@@ -73,7 +72,6 @@ log = logging.getLogger(__name__)
 #: Matches ``12_34.npy``, ``tile_12_34.npy``, ``slideA_-512_0.npz``.
 DEFAULT_PATTERN = '*{x}_{y}.npy'
 ON_ERROR_CHOICES = ('stop', 'skip')
-COORDS_CHOICES = ('canvas', 'slide')
 PATCH_EXTENSIONS = ('.npy', '.npz')
 
 _TOKEN_FIELD = 'field'
@@ -223,25 +221,6 @@ def in_shard(relpath: str, shard: tuple[int, int] | None) -> bool:
         return True
     index, count = shard
     return zlib.crc32(relpath.encode('utf-8', 'surrogateescape')) % count == index
-
-
-# -- positions ------------------------------------------------------------
-
-
-def canvas_position(x: int, y: int, *, coords: str, spec: CanvasSpec) -> tuple[int, int]:
-    """Canvas pixel of a patch's top-left corner given in ``coords``.
-
-    ``slide``: x, y are slide level-0 pixels; the canvas pixel is
-    floor(x / slide_downsample) (the canvas pixel containing that slide
-    pixel). The patch's pixels themselves are canvas pixels either way.
-    """
-    if coords not in COORDS_CHOICES:
-        raise InvalidOptionError(f'coords must be one of {", ".join(COORDS_CHOICES)}, got {coords!r}')
-    if coords == 'canvas' or spec.slide_downsample == 1.0:
-        return x, y
-    from .slide import slide_to_canvas
-
-    return slide_to_canvas(x, y, spec.slide_downsample)
 
 
 # -- termination ------------------------------------------------------------

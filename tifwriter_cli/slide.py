@@ -37,9 +37,12 @@ import math
 import operator
 import os
 import re
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import InvalidOptionError, SlideReadError
+
+if TYPE_CHECKING:
+    from .spec import CanvasSpec
 
 __all__ = [
     'SlideGeometry',
@@ -48,6 +51,8 @@ __all__ = [
     'canvas_from_slide',
     'resolve_canvas_geometry',
     'slide_to_canvas',
+    'canvas_position',
+    'COORDS_CHOICES',
     'canvas_to_slide',
     'tiff_page_spacing',
     'EDGE_CHOICES',
@@ -512,6 +517,26 @@ def slide_to_canvas(x: Any, y: Any, downsample: float) -> tuple[Any, Any]:
 #: How far from an integer a slide / downsample quotient may be and still be
 #: taken as that integer (float error of decimal downsamples like 0.1).
 _INTEGRAL_TOLERANCE = 1e-6
+
+
+
+#: What ``--coords`` / ``coords=`` accept: where a patch's x, y are given.
+COORDS_CHOICES = ('canvas', 'slide')
+
+
+def canvas_position(x: int, y: int, *, coords: str, spec: CanvasSpec) -> tuple[int, int]:
+    """Canvas pixel of a patch's top-left corner given in ``coords``: the
+    placement rule of write-patch, ingest-npy-dir and the API alike.
+
+    ``slide``: x, y are slide level-0 pixels, mapped by :func:`slide_to_canvas`
+    (the canvas pixel containing that slide pixel). The patch's pixels
+    themselves are canvas pixels either way.
+    """
+    if coords not in COORDS_CHOICES:
+        raise InvalidOptionError(f'coords must be one of {", ".join(COORDS_CHOICES)}, got {coords!r}')
+    if coords == 'canvas' or spec.slide_downsample == 1.0:
+        return x, y
+    return slide_to_canvas(x, y, spec.slide_downsample)
 
 
 def canvas_to_slide(cx: Any, cy: Any, downsample: float) -> tuple[Any, Any]:
