@@ -42,7 +42,6 @@ __all__ = [
     'COMPRESSIONS',
     'COMPRESSION_TAGS',
     'TileEncoder',
-    'compression_name',
     'photometric_for',
     'tile_encoder',
 ]
@@ -56,33 +55,6 @@ COMPRESSION_TAGS: dict[str, int] = {
     'zstd': 50000,
 }
 COMPRESSIONS = tuple(COMPRESSION_TAGS)
-
-#: Names of compression tag values we may meet when inspecting a TIFF.
-_TAG_NAMES: dict[int, str] = {
-    1: 'none',
-    2: 'ccitt_rle',
-    3: 'ccittfax3',
-    4: 'ccittfax4',
-    5: 'lzw',
-    6: 'ojpeg',
-    7: 'jpeg',
-    8: 'adobe_deflate',
-    32773: 'packbits',
-    32946: 'deflate',
-    33003: 'jpeg2000_aperio_ycbcr',
-    33005: 'jpeg2000_aperio_rgb',
-    34712: 'jpeg2000',
-    34887: 'lerc',
-    34925: 'lzma',
-    50000: 'zstd',
-    50001: 'webp',
-    50002: 'jpegxl',
-}
-
-
-def compression_name(tag: int) -> str:
-    return _TAG_NAMES.get(int(tag), f'tag {int(tag)}')
-
 
 def photometric_for(channels: int, compression: str) -> tuple[int, tuple[int, ...]]:
     """(Photometric, ExtraSamples) for our files.

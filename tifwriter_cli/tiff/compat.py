@@ -41,6 +41,7 @@ __all__ = [
     'FORBIDDEN_DESCRIPTION_WORDS',
     'READERS',
     'READER_TITLES',
+    'compression_name',
     'flavor_advice',
     'judge',
     'plan_problems',
@@ -97,6 +98,33 @@ _DECODES: dict[int, set[str]] = {
 }
 
 
+#: Names of compression tag values we may meet when inspecting a TIFF.
+_TAG_NAMES: dict[int, str] = {
+    1: 'none',
+    2: 'ccitt_rle',
+    3: 'ccittfax3',
+    4: 'ccittfax4',
+    5: 'lzw',
+    6: 'ojpeg',
+    7: 'jpeg',
+    8: 'adobe_deflate',
+    32773: 'packbits',
+    32946: 'deflate',
+    33003: 'jpeg2000_aperio_ycbcr',
+    33005: 'jpeg2000_aperio_rgb',
+    34712: 'jpeg2000',
+    34887: 'lerc',
+    34925: 'lzma',
+    50000: 'zstd',
+    50001: 'webp',
+    50002: 'jpegxl',
+}
+
+
+def compression_name(tag: int) -> str:
+    return _TAG_NAMES.get(int(tag), f'tag {int(tag)}')
+
+
 def reader_problems(
     *,
     compression_tag: int,
@@ -111,7 +139,6 @@ def reader_problems(
     :func:`judge`'s. ``qupath`` is left to :func:`judge` (it depends on the
     layout too).
     """
-    from .codecs import compression_name
 
     dtype = numpy.dtype(dtype)
     name = compression_text or f'cannot decode compression {compression_name(compression_tag)}'
@@ -249,7 +276,6 @@ def judge(
     'flavor', 'pyramid'}`` where ``pyramid`` is the levels as the flavour's
     readers see them.
     """
-    from .codecs import compression_name
 
     v = _Verdicts()
     top_reasons: list[str] = []

@@ -35,8 +35,7 @@ from typing import Any, Iterator
 
 from ..errors import NotATiffError, one_line
 from ..report import format_bytes
-from .codecs import compression_name
-from .compat import READER_TITLES, accepting_readers, judge
+from .compat import READER_TITLES, accepting_readers, compression_name, judge
 from .metadata import parse_description
 
 __all__ = ['inspect_tiff', 'format_tiff_report']
