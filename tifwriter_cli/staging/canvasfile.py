@@ -22,7 +22,7 @@ from ..errors import (
     one_line,
 )
 from ..spec import CanvasSpec
-from .h5io import GuardedFile, create_hdf5, text_attribute
+from .h5io import GuardedFile, attribute_text, create_hdf5, text_attribute
 from .layout import FORMAT_NAME, FORMAT_VERSION, READABLE_FORMAT_VERSIONS, fragments_dir
 
 __all__ = ['create_staging', 'read_canvas', 'StagingHeader']
@@ -141,7 +141,7 @@ def read_canvas(path: str | os.PathLike) -> StagingHeader:
 
 def _read_header(h5: Any, path: Path) -> StagingHeader:
     attrs = dict(h5.attrs)
-    fmt = _text(attrs.get('format'))
+    fmt = attribute_text(attrs.get('format'), '')
     if fmt != FORMAT_NAME or 'canvas' not in h5:
         raise NotAStagingFileError(f'{path} is an HDF5 file but not a tifwriter staging file')
     version = check_format_version(attrs.get('format_version'), what=f'{path} has staging format')
@@ -150,7 +150,8 @@ def _read_header(h5: Any, path: Path) -> StagingHeader:
     except (TypeError, ValueError) as exc:
         raise NotAStagingFileError(f'{path} has an invalid canvas description: {exc}') from None
     return StagingHeader(
-        path, spec, _text(attrs.get('uid')), _text(attrs.get('created')), _text(attrs.get('tool')),
+        path, spec, attribute_text(attrs.get('uid'), ''), attribute_text(attrs.get('created'), ''),
+        attribute_text(attrs.get('tool'), ''),
         version,
     )
 
@@ -171,9 +172,3 @@ def check_format_version(value: object, *, what: str) -> int:
             f'{", ".join(map(str, READABLE_FORMAT_VERSIONS))} (use the tifwriter that created it)'
         )
     return value
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    return '' if value is None else str(value)

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy
 
-from .h5io import GuardedFile, create_hdf5, read_attribute, text_attribute
+from .h5io import GuardedFile, attribute_text, create_hdf5, read_attribute, text_attribute
 from .integrity import crc32, tables_checksum
 from .layout import FORMAT_NAME, FORMAT_VERSION, FRAGMENT_VERSION
 
@@ -254,8 +254,8 @@ def read_fragment_tables(
     if table is not None:
         names = table.dtype.names or ()
         for row in table:
-            placement = _text(row['placement']) if 'placement' in names else ''
-            sources.append((_text(row['path']), int(row['size']), int(row['mtime_ns']), placement))
+            placement = attribute_text(row['placement']) if 'placement' in names else ''
+            sources.append((attribute_text(row['path']), int(row['size']), int(row['mtime_ns']), placement))
     if path is not None:
         from .integrity import check_tables
 
@@ -289,7 +289,3 @@ def fragment_withdraws(h5: Any) -> list[int]:
 def fragment_merge_order(h5: Any, sequence: int) -> int:
     """The publish position a fragment merges at (its own sequence unless compacted)."""
     return int(read_attribute(h5, 'merge_order', sequence))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

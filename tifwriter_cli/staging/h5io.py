@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ['GuardedFile', 'create_hdf5', 'read_attribute', 'text_attribute']
+__all__ = ['GuardedFile', 'attribute_text', 'create_hdf5', 'read_attribute', 'text_attribute']
 
 
 class GuardedFile(io.RawIOBase):
@@ -151,6 +151,14 @@ def create_hdf5(guard: GuardedFile) -> Any:
     import h5py
 
     return h5py.File(guard, 'w', libver=('v110', 'latest'))
+
+
+def attribute_text(value: object, missing: str | None = None) -> str | None:
+    """Text stored by :func:`text_attribute` (bytes) or by older writers (str),
+    as ``str``; ``missing`` where there is none."""
+    if value is None:
+        return missing
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def text_attribute(value: Any) -> Any:

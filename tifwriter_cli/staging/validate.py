@@ -30,7 +30,7 @@ from ..errors import CorruptFragmentError, one_line
 from .integrity import corrupt
 from ..spec import CanvasSpec
 from .canvasfile import check_format_version
-from .h5io import read_attribute
+from .h5io import attribute_text, read_attribute
 from .layout import FORMAT_NAME
 
 __all__ = ['check_fragment_index', 'check_patch_dataset', 'foreign_fragment_reason']
@@ -40,26 +40,20 @@ FRAGMENT_FORMAT = FORMAT_NAME + '-fragment'
 REQUIRED_FIELDS = ('x', 'y', 'width', 'height', 'uniform', 'value', 'source')
 
 
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode('utf-8', 'replace')
-    return None if value is None else str(value)
-
-
 def foreign_fragment_reason(h5: Any, *, path: Path, staging_uid: str) -> str | None:
     """Why the open fragment at ``path`` is not one of this staging unit, or None.
 
     Raises for a file that is not a fragment of a format this tifwriter reads.
     """
     attrs = {name: read_attribute(h5, name) for name in ('format', 'format_version', 'staging_uid')}
-    fmt = _text(attrs.get('format'))
+    fmt = attribute_text(attrs.get('format'))
     if fmt != FRAGMENT_FORMAT:
         raise CorruptFragmentError(
             f'fragment {path} is not a tifwriter fragment (format {fmt!r}); '
             'remove it from the fragments directory'
         )
     check_format_version(attrs.get('format_version'), what=f'fragment {path} has fragment format')
-    uid = _text(attrs.get('staging_uid'))
+    uid = attribute_text(attrs.get('staging_uid'))
     if uid != staging_uid:
         return f'it belongs to another staging file (uid {uid}, this one is {staging_uid})'
     return None
