@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ['GuardedFile', 'attribute_text', 'create_hdf5', 'read_attribute', 'text_attribute']
+__all__ = ['GuardedFile', 'attribute_text', 'create_hdf5', 'file_identity', 'read_attribute', 'text_attribute']
 
 
 class GuardedFile(io.RawIOBase):
@@ -151,6 +151,13 @@ def create_hdf5(guard: GuardedFile) -> Any:
     import h5py
 
     return h5py.File(guard, 'w', libver=('v110', 'latest'))
+
+
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What makes a staging file or fragment the same file: tifwriter never
+    modifies one in place, so a replacement (``init --overwrite``, a new file
+    under an old name) changes its inode, size or mtime."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def attribute_text(value: object, missing: str | None = None) -> str | None:

@@ -32,7 +32,7 @@ from .fragment import (
     fragment_merge_order,
     fragment_withdraws,
 )
-from .h5io import read_attribute
+from .h5io import file_identity, read_attribute
 from .integrity import check_patch, corrupt
 from .layout import fragments_dir, published_fragments, stale_temp_fragments
 from .validate import check_patch_dataset, load_fragment_tables, missing_pixels
@@ -291,7 +291,7 @@ class StagingSnapshot:
         """A snapshot holds what it took: a fragment reopened by name (open
         files are limited) must be the file first read, not one that took
         its name since (``init --overwrite`` and new writes)."""
-        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        identity = file_identity(st)
         first = self._identities.setdefault(number, identity)
         if first != identity:
             raise StagingChangedError(

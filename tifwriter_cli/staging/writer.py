@@ -27,6 +27,7 @@ from ..errors import (
 from ..geometry import clip_to_canvas
 from .canvasfile import StagingHeader, read_canvas
 from .fragment import FragmentWriter
+from .h5io import file_identity
 from .layout import fragments_dir, publish_fragment, temp_fragment_path
 
 __all__ = ['StagingWriter', 'open_staging']
@@ -296,10 +297,9 @@ def open_staging(path: str | os.PathLike, **options) -> StagingWriter:
 
 def _file_identity(path: Path) -> tuple[int, int, int, int] | None:
     try:
-        st = os.stat(path)
+        return file_identity(os.stat(path))
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _checked_source(source: tuple) -> tuple[str, int, int, str]:
