@@ -99,7 +99,7 @@ class Blend:
             object.__setattr__(self, 'ramp', int(self.ramp))
 
     @classmethod
-    def of(cls, value: 'Blend | str | None') -> 'Blend':
+    def of(cls, value: Blend | str | None) -> Blend:
         """A Blend from a Blend, a shape name, or None (``flat``)."""
         if value is None:
             return cls('flat')
@@ -119,7 +119,7 @@ class Blend:
         return 0.0
 
     @classmethod
-    def from_record(cls, shape: str, parameter: float) -> 'Blend':
+    def from_record(cls, shape: str, parameter: float) -> Blend:
         """Inverse of (:attr:`shape`, :attr:`parameter`)."""
         if shape == 'gaussian':
             return cls('gaussian', sigma=parameter)
