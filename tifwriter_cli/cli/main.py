@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     'init': ('cmd_init', 'Create a staging file describing the canvas.'),
     'write-patch': ('cmd_write_patch', 'Stage one .npy patch at x, y.'),
     'ingest-npy-dir': ('cmd_ingest', 'Stage every .npy/.npz of a directory (idempotent).'),
+    'ingest-table': ('cmd_ingest_table', 'Stage a tile-score table (CSV, Parquet, HDF5; idempotent).'),
     'finalize': ('cmd_finalize', 'Write the pyramidal TIFF from a staging file.'),
     'info': ('cmd_info', 'Report on a staging file or a TIFF; check reader compatibility.'),
     'preview': ('cmd_preview', 'Render a PNG thumbnail of a staging file or TIFF.'),
