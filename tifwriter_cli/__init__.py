@@ -35,6 +35,9 @@ __all__ = [
     'open_staging',
     'read_staging',
     'ingest_npy_dir',
+    'ingest_table',
+    'stage_dask_array',
+    'Blend',
     'finalize',
     'errors',
 ]
@@ -49,6 +52,9 @@ _LAZY = {
     'StagingSnapshot': 'tifwriter_cli.staging',
     'ingest_npy_dir': 'tifwriter_cli.ingest',
     'finalize': 'tifwriter_cli.finalization',
+    'ingest_table': 'tifwriter_cli.tile_scores',
+    'stage_dask_array': 'tifwriter_cli.dask_staging',
+    'Blend': 'tifwriter_cli.blending',
 }
 
 
