@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     'ingest-npy-dir': ('cmd_ingest', 'Stage every .npy/.npz of a directory (idempotent).'),
     'ingest-table': ('cmd_ingest_table', 'Stage a tile-score table (CSV, Parquet, HDF5; idempotent).'),
     'finalize': ('cmd_finalize', 'Write the pyramidal TIFF from a staging file.'),
+    'convert': ('cmd_convert', 'A directory of patches to a TIFF in one go (init + ingest + finalize).'),
     'info': ('cmd_info', 'Report on a staging file or a TIFF; check reader compatibility.'),
     'preview': ('cmd_preview', 'Render a PNG thumbnail of a staging file or TIFF.'),
     'demo': ('cmd_demo', 'Run the whole pipeline on a synthetic slide.'),
