@@ -78,6 +78,7 @@ def stage_file(
     convert: str,
     current: Mapping[str, tuple[str, int, int, str]],
     key: str | None = None,
+    layout: str = 'hwc',
 ) -> StageOutcome:
     """Stage the array of one .npy/.npz file with its corner at (x, y) in ``coords``.
 
@@ -103,25 +104,25 @@ def stage_file(
     if abs(x) > MAX_COORDINATE or abs(y) > MAX_COORDINATE:
         raise SourceFileError(f'{path}: coordinates x={x}, y={y} are out of range')
     canvas_x, canvas_y = canvas_position(x, y, coords=coords, spec=writer.spec)
-    placement = placement_text(canvas_x, canvas_y, convert)
+    placement = placement_text(canvas_x, canvas_y, convert) + (f';layout={layout}' if layout != 'hwc' else '')
     before = _fingerprint(path)
     previous = current.get(key)
     if previous is not None and tuple(previous[1:]) == (*before, placement):
         return StageOutcome('already', canvas_x, canvas_y)
-    array = load_array(path, writer.spec, convert=convert)
+    array = load_array(path, writer.spec, convert=convert, layout=layout)
     if _fingerprint(path) != before:
         # Still being written by the job producing it: the record would
         # not describe what was read. The next run will take it.
         raise SourceFileError(f'{path}: changed while being read (still being written?)')
     # Conversion errors (lossy values) are raised here, before anything is
     # stored; the writer's own OSErrors (disk full) end the whole run.
-    height, width = array.shape[:2]
+    height, width = array.shape[1:3] if layout == 'chw' and array.ndim == 3 else array.shape[:2]
     spec = writer.spec
     lands = clip_to_canvas(canvas_x, canvas_y, width, height, spec.width, spec.height) is not None
     # Nothing is recorded for a file that does not land, unless it must
     # withdraw what an earlier staging of it placed.
     record = (key, *before, placement) if lands or previous is not None else None
-    inside = writer.write(canvas_x, canvas_y, array, convert=convert, source=record)
+    inside = writer.write(canvas_x, canvas_y, array, convert=convert, source=record, layout=layout)
     if not inside:
         status = 'outside'
     else:

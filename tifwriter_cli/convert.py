@@ -18,27 +18,59 @@ Conversion modes (``--convert`` on the CLI, ``convert=`` in the API):
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy
 
 from .errors import LossyConversionError, PatchError
 from .spec import CanvasSpec
 
-__all__ = ['CONVERT_MODES', 'as_canvas_patch']
+__all__ = ['CONVERT_MODES', 'LAYOUTS', 'as_canvas_patch', 'channel_first_hint', 'in_hwc_layout']
 
 CONVERT_MODES = ('exact', 'scale', 'clip')
+#: Axis orders a patch may come in: (H, W, C), numpy's and ours; (C, H, W), PyTorch's.
+LAYOUTS = ('hwc', 'chw')
+
+
+def channel_first_hint(shape: tuple[int, ...], channels: int) -> str:
+    """'' or why a 3-D patch whose channels do not match looks (C, H, W):
+    the one rule behind the hint, wherever a patch is checked (the API's
+    arrays and tensors, the CLI's files from their headers)."""
+    if len(shape) == 3 and shape[2] != channels and shape[0] == channels:
+        return f"; it looks channel-first (C, H, W) = {tuple(shape)}: pass layout='chw'"
+    return ''
+
+
+def in_hwc_layout(array: Any, layout: str) -> numpy.ndarray:
+    """``array`` (anything with ``__array__``: numpy, a CPU torch tensor, ...)
+    as a numpy array in (H, W[, C]) order. ``layout='chw'`` takes (C, H, W)."""
+    if layout not in LAYOUTS:
+        raise PatchError(f'layout must be one of {", ".join(LAYOUTS)}, got {layout!r}')
+    try:
+        array = numpy.asarray(array)
+    except (TypeError, RuntimeError, ValueError) as exc:
+        # A GPU tensor, one that requires grad, ...: the caller moves it.
+        raise PatchError(
+            f'a patch of type {type(array).__name__} cannot be read as an array ({exc}); give a numpy '
+            'array or a CPU tensor (tensor.detach().cpu())'
+        ) from None
+    if layout == 'chw' and array.ndim == 3:
+        array = array.transpose(1, 2, 0)
+    return array
 
 
 def as_canvas_patch(
-    array: numpy.ndarray, spec: CanvasSpec, *, convert: str = 'exact'
+    array: Any, spec: CanvasSpec, *, convert: str = 'exact', layout: str = 'hwc'
 ) -> numpy.ndarray:
     """Return ``array`` as an (H, W, C) array of the canvas dtype.
 
-    Accepts (H, W) for one-channel canvases and (H, W, C) with C matching.
+    Accepts anything with ``__array__`` (numpy arrays, CPU torch tensors):
+    (H, W) for one-channel canvases and (H, W, C) with C matching, or
+    (C, H, W) with ``layout='chw'``.
     """
     if convert not in CONVERT_MODES:
         raise PatchError(f'convert must be one of {", ".join(CONVERT_MODES)}, got {convert!r}')
-    array = numpy.asarray(array)
+    array = in_hwc_layout(array, layout)
     if array.ndim == 2:
         if spec.channels != 1:
             raise PatchError(
@@ -48,9 +80,7 @@ def as_canvas_patch(
         array = array[:, :, numpy.newaxis]
     elif array.ndim == 3:
         if array.shape[2] != spec.channels:
-            hint = ''
-            if array.shape[0] == spec.channels:
-                hint = '; it looks channel-first (C, H, W): pass array.transpose(1, 2, 0)'
+            hint = channel_first_hint(array.shape, spec.channels)
             raise PatchError(
                 f'patch has {array.shape[2]} channels (shape {array.shape}) but the '
                 f'canvas has {spec.channels}{hint}'

@@ -336,6 +336,7 @@ def ingest_npy_dir(
     progress: Callable[[int, int], None] | None = None,
     stop: Callable[[], bool] | None = None,
     publish_every_s: float = 60.0,
+    layout: str = 'hwc',
 ) -> IngestReport:
     """Stage the patch files of ``directory`` whose names match ``pattern``.
 
@@ -348,6 +349,7 @@ def ingest_npy_dir(
     ``shard=(i, n)``: stage only the files of shard i of n (see
     :func:`in_shard`), for n processes or array tasks sharing the work.
     ``coords``: ``'canvas'`` or ``'slide'`` (see :func:`canvas_position`).
+    ``layout``: ``'hwc'`` or ``'chw'`` (files saved channel-first).
     ``progress(done, total)`` is called after each file of this shard.
     ``stop()`` is asked before each file; when it returns True the run ends
     there (``report.interrupted``), publishing what was staged (see
@@ -391,7 +393,7 @@ def ingest_npy_dir(
                 break
             path = root / relpath
             try:
-                outcome = stage_file(writer, path, x, y, coords=coords, convert=convert, current=current)
+                outcome = stage_file(writer, path, x, y, coords=coords, convert=convert, current=current, layout=layout)
             except (SourceFileError, PatchError) as exc:
                 message = _without_path_prefix(str(exc), path)
                 report.failures.append((relpath, message))

@@ -92,6 +92,7 @@ def check_header(
     path: str | os.PathLike,
     convert: str = 'exact',
     max_bytes: int = MAX_PATCH_BYTES,
+    layout: str = 'hwc',
 ) -> None:
     """Refuse, from the header alone, an array that cannot become a patch of ``spec``.
 
@@ -130,14 +131,13 @@ def check_header(
         )
     if spec is None:
         return
-    channels = 1 if len(shape) == 2 else shape[2]
+    channels = 1 if len(shape) == 2 else shape[0] if layout == 'chw' else shape[2]
     if channels != spec.channels:
-        hint = ''
-        if len(shape) == 3 and shape[0] == spec.channels:
-            hint = ' (it looks channel-first (C, H, W); save it as (H, W, C))'
+        from .convert import channel_first_hint
+
         raise PatchError(
             f'{path}: {header.describe()} has {channels} channel(s) but the canvas '
-            f'has {spec.channels}{hint}'
+            f"has {spec.channels}{channel_first_hint(shape, spec.channels) if layout == 'hwc' else ''}"
         )
     if convert == 'scale' and dtype.kind != 'f' and spec.numpy_dtype.kind != 'f':
         raise PatchError(
@@ -151,6 +151,7 @@ def load_array(
     *,
     convert: str = 'exact',
     max_bytes: int = MAX_PATCH_BYTES,
+    layout: str = 'hwc',
 ) -> numpy.ndarray:
     """The array of a .npy / single-array .npz file, checked before it is read.
 
@@ -160,7 +161,7 @@ def load_array(
     :func:`tifwriter_cli.convert.as_canvas_patch`).
     """
     with _array_stream(path) as (header, stream):
-        check_header(header, spec, path=path, convert=convert, max_bytes=max_bytes)
+        check_header(header, spec, path=path, convert=convert, max_bytes=max_bytes, layout=layout)
         try:
             array = _read_data(stream, header)
         except OSError as exc:

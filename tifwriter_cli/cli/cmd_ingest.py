@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import convert_opt, json_opt, show_progress, staging_arg
+from .options import convert_opt, json_opt, layout_opt, show_progress, staging_arg
 
 log = logging.getLogger('tifwriter_cli.cli.ingest')
 
@@ -32,6 +32,7 @@ DEFAULT_PATTERN = '*{x}_{y}.npy'
     'Either way the exit status is 1 if any file failed.',
 )
 @convert_opt
+@layout_opt
 @click.option(
     '--shard', default=None, metavar='I/N|slurm|all',
     help='Stage only shard I of N (I from 0; files split by a hash of their path) for N '
@@ -54,6 +55,7 @@ def command(
     recursive: bool,
     on_error: str,
     convert: str,
+    layout: str,
     shard: str | None,
     coords: str,
     as_json: bool,
@@ -93,6 +95,7 @@ def command(
             recursive=recursive,
             on_error=on_error,
             convert=convert,
+            layout=layout,
             shard=resolved_shard,
             coords=coords,
             progress=progress,

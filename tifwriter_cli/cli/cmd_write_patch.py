@@ -10,7 +10,7 @@ import logging
 
 import click
 
-from .options import convert_opt, staging_arg
+from .options import convert_opt, layout_opt, staging_arg
 
 
 @click.command('write-patch')
@@ -19,6 +19,7 @@ from .options import convert_opt, staging_arg
 @click.option('--x', 'x', type=int, required=True, help='Column of the patch\'s top-left pixel (may be negative).')
 @click.option('--y', 'y', type=int, required=True, help='Row of the patch\'s top-left pixel (may be negative).')
 @convert_opt
+@layout_opt
 @click.option(
     '--coords', type=click.Choice(['canvas', 'slide']), default='canvas', show_default=True,
     help='canvas: X, Y are canvas pixels; slide: slide level-0 pixels, divided by the '
@@ -29,7 +30,7 @@ from .options import convert_opt, staging_arg
     help='Contribution key (default: the file\'s absolute path). Staging a key again '
     'replaces its earlier staging; give distinct keys to place one file at several positions.',
 )
-def command(staging: str, patch: str, x: int, y: int, convert: str, coords: str, key: str | None) -> None:
+def command(staging: str, patch: str, x: int, y: int, convert: str, layout: str, coords: str, key: str | None) -> None:
     """Stage the array in PATCH (.npy, or .npz holding one array) with its
     top-left corner at X, Y.
 
@@ -57,7 +58,7 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, coords: str,
         spec = writer.spec
         try:
             outcome = stage_file(
-                writer, patch, x, y, coords=coords, convert=convert, current=current, key=key
+                writer, patch, x, y, coords=coords, convert=convert, current=current, key=key, layout=layout
             )
         except PatchError as exc:
             raise type(exc)(f'{patch}: {exc}') from None

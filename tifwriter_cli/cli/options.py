@@ -26,6 +26,14 @@ convert_opt = click.option(
     'to the integer range (0..255 for uint8); clip: round and clip.',
 )
 
+layout_opt = click.option(
+    '--layout',
+    type=click.Choice(['hwc', 'chw']),
+    default='hwc',
+    show_default=True,
+    help='Axis order of 3-D arrays: hwc (H, W, C; numpy) or chw (C, H, W; PyTorch).',
+)
+
 staging_arg = click.argument(
     'staging', type=click.Path(dir_okay=False, path_type=str), metavar='STAGING'
 )

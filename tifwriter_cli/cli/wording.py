@@ -17,6 +17,7 @@ _PHRASES = (
     (re.compile(r"\bconvert='(\w+)'"), r'--convert \1'),
     (re.compile(r"\bcoords='(\w+)'"), r'--coords \1'),
     (re.compile(r"\bflavor='(\w+)'"), r'--flavor \1'),
+    (re.compile(r"\blayout='(\w+)'"), r'--layout \1'),
     (re.compile(r'\bchannel_names='), '--channel-names'),
     (re.compile(r"\bkind='(\w+)'"), r'tifwriter init --kind \1'),
     (re.compile(r'\brecursive=True'), '--recursive'),

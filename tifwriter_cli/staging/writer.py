@@ -83,6 +83,7 @@ class StagingWriter:
         convert: str = 'exact',
         key: str | None = None,
         source: tuple | None = None,
+        layout: str = 'hwc',
     ) -> bool:
         """Stage ``array`` with its top-left corner at canvas pixel (x, y).
 
@@ -99,10 +100,13 @@ class StagingWriter:
         write is a contribution of its own. ``source`` (key, size, mtime_ns
         [, placement]) is the record file stagers use (see
         :mod:`tifwriter_cli.contribution`).
+
+        ``array``: anything with ``__array__`` (a numpy array, a CPU torch
+        tensor), (H, W[, C]), or (C, H, W) with ``layout='chw'``.
         """
         if self.closed:
             raise ValueError('write to a closed StagingWriter')
-        patch = as_canvas_patch(array, self.spec, convert=convert)
+        patch = as_canvas_patch(array, self.spec, convert=convert, layout=layout)
         x, y = _as_int(x, 'x'), _as_int(y, 'y')
         if key is not None:
             if source is not None:
