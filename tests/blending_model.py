@@ -59,3 +59,29 @@ def kept_mask(x: int, y: int, width: int, height: int, margin: int, canvas_width
             if y + height < canvas_height and row >= height - margin:
                 keep[row, col] = False
     return keep
+
+
+def model_weights(shape: str, parameter: float, height: int, width: int, border=(False,) * 4) -> numpy.ndarray:
+    """The documented weight maps, from their formulas: separable profiles,
+    held at 1 from the peak towards sides on the canvas border, quantised
+    to 1..4095."""
+
+    def profile(n: int, start_on_border: bool, end_on_border: bool) -> numpy.ndarray:
+        i = numpy.arange(n, dtype=numpy.float64)
+        if shape == 'gaussian':
+            p = numpy.exp(-0.5 * ((i - (n - 1) / 2) / (parameter * n)) ** 2)
+        elif shape == 'linear':
+            ramp = int(parameter) or max(1, min(height, width) // 4)
+            p = numpy.minimum(1.0, (numpy.minimum(i, n - 1 - i) + 1) / (ramp + 1))
+        else:
+            p = numpy.ones(n)
+        p = p / p.max()
+        if start_on_border:
+            p[: n // 2] = 1
+        if end_on_border:
+            p[n // 2 :] = 1
+        return p
+
+    top, bottom, left, right = border
+    weights = numpy.outer(profile(height, top, bottom), profile(width, left, right))
+    return numpy.clip(numpy.rint(weights * 4095), 1, 4095).astype(numpy.int64)

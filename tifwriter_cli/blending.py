@@ -63,6 +63,7 @@ __all__ = [
     'crop_window',
     'explicit_weights',
     'weight_map',
+    'window_placement',
 ]
 
 #: Weight-map shapes, as ``--blend`` takes them.
@@ -109,6 +110,19 @@ class Blend:
             return cls(value)
         raise InvalidOptionError(f'blend must be a Blend or one of {", ".join(BLEND_SHAPES)}, got {value!r}')
 
+    @classmethod
+    def from_options(cls, shape: str | None, *, sigma: float | None = None, ramp: int | None = None) -> Blend | None:
+        """The Blend that ``shape``, ``sigma`` and ``ramp`` give (None: none
+        given, the canvas default); refuses a parameter of another shape."""
+        if shape is None and sigma is None and ramp is None:
+            return None
+        shape = shape or ('linear' if ramp is not None else 'gaussian')
+        if sigma is not None and shape != 'gaussian':
+            raise InvalidOptionError(f"sigma is a parameter of blend='gaussian', not of blend={shape!r}")
+        if ramp is not None and shape != 'linear':
+            raise InvalidOptionError(f"ramp is a parameter of blend='linear', not of blend={shape!r}")
+        return cls(shape, sigma=DEFAULT_SIGMA if sigma is None else sigma, ramp=ramp)
+
     @property
     def parameter(self) -> float:
         """The one number recorded beside the shape: sigma, the ramp (0: default), or 0."""
@@ -144,6 +158,20 @@ def border_sides(
     ``x + width >= canvas_width``. Nothing else covers what lies beyond such
     a side, so it is never cropped and its weights do not fall off."""
     return (y <= 0, y + height >= canvas_height, x <= 0, x + width >= canvas_width)
+
+
+def window_placement(weight: Any, crop_margin: int) -> str:
+    """What a window's weight and crop add to its placement record
+    (docs/staging-format.md, "Contributions"): restaging with others replaces.
+    '' for the defaults, so records of earlier versions still match."""
+    text = ''
+    if isinstance(weight, (str, Blend)):
+        text += f';blend={Blend.of(weight).describe()}'
+    elif weight is not None:
+        text += ';blend=array'
+    if crop_margin:
+        text += f';crop={int(crop_margin)}'
+    return text
 
 
 def weight_map(

@@ -79,6 +79,8 @@ def stage_file(
     current: Mapping[str, tuple[str, int, int, str]],
     key: str | None = None,
     layout: str = 'hwc',
+    weight: Any = None,
+    crop_margin: int = 0,
 ) -> StageOutcome:
     """Stage the array of one .npy/.npz file with its corner at (x, y) in ``coords``.
 
@@ -104,7 +106,10 @@ def stage_file(
     if abs(x) > MAX_COORDINATE or abs(y) > MAX_COORDINATE:
         raise SourceFileError(f'{path}: coordinates x={x}, y={y} are out of range')
     canvas_x, canvas_y = canvas_position(x, y, coords=coords, spec=writer.spec)
+    from .blending import window_placement
+
     placement = placement_text(canvas_x, canvas_y, convert) + (f';layout={layout}' if layout != 'hwc' else '')
+    placement += window_placement(weight, crop_margin)
     before = _fingerprint(path)
     previous = current.get(key)
     if previous is not None and tuple(previous[1:]) == (*before, placement):
@@ -122,7 +127,8 @@ def stage_file(
     # Nothing is recorded for a file that does not land, unless it must
     # withdraw what an earlier staging of it placed.
     record = (key, *before, placement) if lands or previous is not None else None
-    inside = writer.write(canvas_x, canvas_y, array, convert=convert, source=record, layout=layout)
+    inside = writer.write(canvas_x, canvas_y, array, convert=convert, source=record, layout=layout,
+                          weight=weight, crop_margin=crop_margin)
     if not inside:
         status = 'outside'
     else:

@@ -152,7 +152,8 @@ def compact(staging: str | os.PathLike) -> tuple[int, int]:
                     pixels = numpy.full((height, width, spec.channels), patch['value'], spec.numpy_dtype)
                 else:
                     pixels = snapshot._checked_pixels(patch)  # never fold damaged data
-                writer.add(int(patch['x']), int(patch['y']), pixels, source=keyed.get(i))
+                writer.add(int(patch['x']), int(patch['y']), pixels, source=keyed.get(i),
+                           weighting=snapshot.patch_weighting(i))
             writer.close()
             folded = publish_fragment(writer.path)
         except BaseException:

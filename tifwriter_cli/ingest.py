@@ -337,6 +337,8 @@ def ingest_npy_dir(
     stop: Callable[[], bool] | None = None,
     publish_every_s: float = 60.0,
     layout: str = 'hwc',
+    weight: Any = None,
+    crop_margin: int = 0,
 ) -> IngestReport:
     """Stage the patch files of ``directory`` whose names match ``pattern``.
 
@@ -350,6 +352,8 @@ def ingest_npy_dir(
     :func:`in_shard`), for n processes or array tasks sharing the work.
     ``coords``: ``'canvas'`` or ``'slide'`` (see :func:`canvas_position`).
     ``layout``: ``'hwc'`` or ``'chw'`` (files saved channel-first).
+    ``weight``, ``crop_margin``: each file is a sliding window (see
+    :meth:`~tifwriter_cli.staging.StagingWriter.write`).
     ``progress(done, total)`` is called after each file of this shard.
     ``stop()`` is asked before each file; when it returns True the run ends
     there (``report.interrupted``), publishing what was staged (see
@@ -393,7 +397,8 @@ def ingest_npy_dir(
                 break
             path = root / relpath
             try:
-                outcome = stage_file(writer, path, x, y, coords=coords, convert=convert, current=current, layout=layout)
+                outcome = stage_file(writer, path, x, y, coords=coords, convert=convert, current=current, layout=layout,
+                                     weight=weight, crop_margin=crop_margin)
             except (SourceFileError, PatchError) as exc:
                 message = _without_path_prefix(str(exc), path)
                 report.failures.append((relpath, message))

@@ -180,4 +180,8 @@ def new_accumulator(
         return _Extreme(shape, dtype, fill, numpy.minimum)
     if rule == 'mean':
         return _Mean(shape, dtype, fill)
+    if rule == 'weighted':
+        from .blending import WeightedAccumulator
+
+        return WeightedAccumulator(shape, dtype, fill)
     raise ValueError(f'unknown merge rule {rule!r}')

@@ -27,8 +27,9 @@ __all__ = [
 
 #: Pixel types a canvas may hold (what ASAP and tifffile both read).
 DTYPES = ('uint8', 'uint16', 'uint32', 'float32')
-#: How overlapping writes combine. ``overwrite``: the last published wins.
-MERGE_RULES = ('overwrite', 'mean', 'max', 'min')
+#: How overlapping writes combine. ``overwrite``: the last published wins;
+#: ``weighted``: a mean weighted per window (blending, tifwriter_cli.blending).
+MERGE_RULES = ('overwrite', 'mean', 'max', 'min', 'weighted')
 #: What the data is; finalize picks resampling and compression from it.
 DATA_KINDS = ('labels', 'probability', 'image')
 #: TIFF and sane memory bounds; 2**31 px a side is far beyond any slide.

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import convert_opt, json_opt, layout_opt, show_progress, staging_arg
+from .options import blend_options, convert_opt, json_opt, layout_opt, show_progress, staging_arg
 
 log = logging.getLogger('tifwriter_cli.cli.ingest')
 
@@ -33,6 +33,7 @@ DEFAULT_PATTERN = '*{x}_{y}.npy'
 )
 @convert_opt
 @layout_opt
+@blend_options
 @click.option(
     '--shard', default=None, metavar='I/N|slurm|all',
     help='Stage only shard I of N (I from 0; files split by a hash of their path) for N '
@@ -56,6 +57,10 @@ def command(
     on_error: str,
     convert: str,
     layout: str,
+    blend: str | None,
+    sigma: float | None,
+    ramp: int | None,
+    crop_margin: int,
     shard: str | None,
     coords: str,
     as_json: bool,
@@ -84,6 +89,7 @@ def command(
       tifwriter ingest-npy-dir mask.h5 preds/ --pattern 'tile_{x}_{y}.npy'
       tifwriter ingest-npy-dir mask.h5 preds/ --shard 3/8     # task 3 of 8
     """
+    from ..blending import Blend
     from ..ingest import IngestTerminated, ingest_npy_dir, sigterm_event
 
     resolved_shard = _resolve_shard(shard)
@@ -96,6 +102,8 @@ def command(
             on_error=on_error,
             convert=convert,
             layout=layout,
+            weight=Blend.from_options(blend, sigma=sigma, ramp=ramp),
+            crop_margin=crop_margin,
             shard=resolved_shard,
             coords=coords,
             progress=progress,

@@ -21,7 +21,7 @@ log = logging.getLogger('tifwriter_cli.cli.init')
 # The choices are repeated here rather than imported from spec.py: importing
 # spec imports numpy, and this module is imported to show --help.
 DTYPE_CHOICES = ('uint8', 'uint16', 'uint32', 'float32')
-MERGE_CHOICES = ('overwrite', 'mean', 'max', 'min')
+MERGE_CHOICES = ('overwrite', 'mean', 'max', 'min', 'weighted')
 KIND_CHOICES = ('labels', 'probability', 'image')
 
 
@@ -49,7 +49,8 @@ KIND_CHOICES = ('labels', 'probability', 'image')
 )
 @click.option(
     '--merge', type=click.Choice(MERGE_CHOICES), default='overwrite', show_default=True,
-    help='How overlapping patches combine: overwrite (last published wins), mean, max, min.',
+    help='How overlapping patches combine: overwrite (last published wins), mean, max, min, '
+    'weighted (each window weighted by its --blend map when written: sliding-window blending).',
 )
 @click.option(
     '--kind', type=click.Choice(KIND_CHOICES), default='labels', show_default=True,

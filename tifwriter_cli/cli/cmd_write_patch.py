@@ -10,7 +10,7 @@ import logging
 
 import click
 
-from .options import convert_opt, layout_opt, staging_arg
+from .options import blend_options, convert_opt, layout_opt, staging_arg
 
 
 @click.command('write-patch')
@@ -20,6 +20,7 @@ from .options import convert_opt, layout_opt, staging_arg
 @click.option('--y', 'y', type=int, required=True, help='Row of the patch\'s top-left pixel (may be negative).')
 @convert_opt
 @layout_opt
+@blend_options
 @click.option(
     '--coords', type=click.Choice(['canvas', 'slide']), default='canvas', show_default=True,
     help='canvas: X, Y are canvas pixels; slide: slide level-0 pixels, divided by the '
@@ -30,7 +31,8 @@ from .options import convert_opt, layout_opt, staging_arg
     help='Contribution key (default: the file\'s absolute path). Staging a key again '
     'replaces its earlier staging; give distinct keys to place one file at several positions.',
 )
-def command(staging: str, patch: str, x: int, y: int, convert: str, layout: str, coords: str, key: str | None) -> None:
+def command(staging: str, patch: str, x: int, y: int, convert: str, layout: str, blend: str | None,
+            sigma: float | None, ramp: int | None, crop_margin: int, coords: str, key: str | None) -> None:
     """Stage the array in PATCH (.npy, or .npz holding one array) with its
     top-left corner at X, Y.
 
@@ -43,6 +45,7 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, layout: str,
     when it was rewritten or is placed elsewhere, and does nothing when it is
     unchanged at the same place.
     """
+    from ..blending import Blend
     from ..contribution import stage_file
     from ..errors import PatchError
     from ..geometry import clip_to_canvas
@@ -58,7 +61,8 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, layout: str,
         spec = writer.spec
         try:
             outcome = stage_file(
-                writer, patch, x, y, coords=coords, convert=convert, current=current, key=key, layout=layout
+                writer, patch, x, y, coords=coords, convert=convert, current=current, key=key, layout=layout,
+                weight=Blend.from_options(blend, sigma=sigma, ramp=ramp), crop_margin=crop_margin,
             )
         except PatchError as exc:
             raise type(exc)(f'{patch}: {exc}') from None

@@ -34,6 +34,27 @@ layout_opt = click.option(
     help='Axis order of 3-D arrays: hwc (H, W, C; numpy) or chw (C, H, W; PyTorch).',
 )
 
+def blend_options(function):
+    """``--blend``, ``--sigma``, ``--ramp``, ``--crop-margin`` (parameters
+    blend, sigma, ramp, crop_margin): the patch as a sliding window."""
+    options = [
+        click.option(
+            '--blend', type=click.Choice(['gaussian', 'linear', 'flat']), default=None,
+            help="On a --merge weighted canvas: how the window weighs its pixels (default gaussian).",
+        ),
+        click.option('--sigma', type=float, default=None, metavar='S',
+                     help='--blend gaussian: sigma as a fraction of the window side (default 0.125).'),
+        click.option('--ramp', type=click.IntRange(min=1), default=None, metavar='PX',
+                     help='--blend linear: ramp width in px (default a quarter of the shorter side).'),
+        click.option('--crop-margin', type=click.IntRange(min=0), default=0, metavar='M',
+                     help="Drop the window's outer M px, except on sides touching the canvas border.",
+                     show_default=True),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 staging_arg = click.argument(
     'staging', type=click.Path(dir_okay=False, path_type=str), metavar='STAGING'
 )

@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..spec import CanvasSpec
 from .h5io import GuardedFile, attribute_text, create_hdf5, text_attribute
-from .layout import FORMAT_NAME, FORMAT_VERSION, READABLE_FORMAT_VERSIONS, fragments_dir
+from .layout import FORMAT_NAME, FORMAT_VERSION, READABLE_FORMAT_VERSIONS, WEIGHTED_FORMAT_VERSION, fragments_dir
 
 __all__ = ['create_staging', 'read_canvas', 'StagingHeader']
 
@@ -65,6 +65,7 @@ def create_staging(
     if overwrite and frag_dir.exists():
         _check_fragments_are_ours(frag_dir)
     uid = uuid.uuid4().hex
+    version = WEIGHTED_FORMAT_VERSION if spec.merge == 'weighted' else FORMAT_VERSION
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     replaced = None
     with atomic_output(path, overwrite=overwrite) as tmp:
@@ -72,7 +73,7 @@ def create_staging(
         try:
             with create_hdf5(guard) as h5:
                 h5.attrs['format'] = text_attribute(FORMAT_NAME)
-                h5.attrs['format_version'] = FORMAT_VERSION
+                h5.attrs['format_version'] = version
                 h5.attrs['uid'] = text_attribute(uid)
                 h5.attrs['created'] = text_attribute(created)
                 h5.attrs['tool'] = text_attribute(f'tifwriter {__version__}')
@@ -93,7 +94,7 @@ def create_staging(
         frag_dir.mkdir()
     if replaced is not None:
         shutil.rmtree(replaced, ignore_errors=True)
-    return StagingHeader(path, spec, uid, created, f'tifwriter {__version__}')
+    return StagingHeader(path, spec, uid, created, f'tifwriter {__version__}', version)
 
 
 def _check_fragments_are_ours(frag_dir: Path) -> None:

@@ -108,6 +108,7 @@ class FragmentWriter:
         self._dtype = numpy.dtype(dtype)
         self._rows: list[tuple] = []
         self._sources: list[SourceRecord] = []
+        self._weighting: list[tuple] = []  # rows of /weighting (weighted canvases)
         self.nbytes = 0  # raw bytes of patch pixels written
         self._file = GuardedFile(path, exclusive=True)
         try:
@@ -140,11 +141,15 @@ class FragmentWriter:
         patch: numpy.ndarray,
         *,
         source: SourceRecord | None = None,
+        weighting: Any = None,
     ) -> None:
         """Store an already clipped (H, W, C) patch of the canvas dtype at x, y.
 
         A zero-sized patch with a ``source`` is a withdrawal of its key.
+        ``weighting``: its :class:`~.weighting.PatchWeighting` (weighted canvases).
         """
+        if weighting is not None:
+            self._add_weighting(len(self._rows), weighting)
         height, width = patch.shape[:2]
         source_row = -1
         if source is not None:
@@ -173,10 +178,21 @@ class FragmentWriter:
         self._rows.append((x, y, width, height, 0, 0.0, source_row, codec, crc32(patch)))
         self.nbytes += patch.nbytes
 
+    def _add_weighting(self, number: int, weighting: Any) -> None:
+        if weighting.weights is not None:
+            if 'weights' not in self._h5:
+                self._h5.create_group('weights')
+            self._h5['weights'].create_dataset(str(number), data=weighting.weights, **self._compression)
+            self._file.check()
+        self._weighting.append(weighting.row(number))
+
     def close(self) -> None:
         """Write the tables, close and fsync. The file is then complete."""
         import h5py
 
+        from .weighting import write_weighting
+
+        write_weighting(self._h5, self._weighting)
         index = numpy.array(self._rows, dtype=INDEX_DTYPE)
         self._h5.create_dataset('index', data=index)
         source_dtype = numpy.dtype(

@@ -32,6 +32,7 @@ from ..errors import StagingWriteError
 __all__ = [
     'FORMAT_NAME',
     'FORMAT_VERSION',
+    'WEIGHTED_FORMAT_VERSION',
     'FRAGMENT_VERSION',
     'READABLE_FORMAT_VERSIONS',
     'fragments_dir',
@@ -48,8 +49,12 @@ FORMAT_NAME = 'tifwriter-staging'
 #: refuse the unit); version 1 units are still read (their fragments carry
 #: no checksums).
 FORMAT_VERSION = 2
+#: Units of the ``weighted`` merge rule: their fragments carry weighting
+#: tables a version-2 tifwriter would not apply; it refuses the unit by
+#: its version (other units stay version 2, readable by it).
+WEIGHTED_FORMAT_VERSION = 3
 #: Staging unit versions this tifwriter reads.
-READABLE_FORMAT_VERSIONS = (1, 2)
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 #: Version of the fragment files this tifwriter writes (attr ``fragment_version``).
 FRAGMENT_VERSION = 2
 

@@ -36,6 +36,7 @@ from .h5io import file_identity, read_attribute
 from .integrity import check_patch, corrupt
 from .layout import fragments_dir, published_fragments, stale_temp_fragments
 from .validate import check_patch_dataset, load_fragment_tables, missing_pixels
+from .weighting import ARRAY, SHAPE_NAMES, PatchWeighting, read_weighting, region_weights
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
 
@@ -56,6 +57,15 @@ PATCH_DTYPE = numpy.dtype(
         # index is loaded; -1: read it through h5py (see _patch_pixels).
         ('chunk_offset', '<i8'),
         ('chunk_size', '<i8'),
+        # Weighted canvases (see .weighting): the weight shape and the window
+        # its weights are computed over.
+        ('blend', 'u1'),
+        ('blend_parameter', '<f8'),
+        ('window_x', '<i8'),
+        ('window_y', '<i8'),
+        ('window_width', '<i8'),
+        ('window_height', '<i8'),
+        ('weights_crc32', '<i8'),
     ]
 )
 
@@ -171,7 +181,8 @@ class StagingSnapshot:
                 except FileNotFoundError:
                     raise _FragmentVanished(path) from None
                 chunks = _chunk_locations(h5, index, self.spec)
-                loaded.append((fragment_merge_order(h5, sequence), number, index, sources, chunks))
+                weighting = read_weighting(h5, index, path=path) if self.spec.merge == 'weighted' else None
+                loaded.append((fragment_merge_order(h5, sequence), number, index, sources, chunks, weighting))
             finally:
                 h5.close()
         self.withdrawn_fragments = sorted(withdrawn & set(self.fragment_sequences))
@@ -180,12 +191,17 @@ class StagingSnapshot:
         sourced_rows = []  # per table: rows that carry a key
         # key -> (table number, row, record) of its LAST staging in merge order
         last_staged: dict[str, tuple[int, int, tuple[str, int, int, str]]] = {}
-        for _, number, index, sources, (chunk_offsets, chunk_sizes) in loaded:
+        for _, number, index, sources, (chunk_offsets, chunk_sizes), weighting in loaded:
             table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
             table['fragment'] = number
             table['number'] = numpy.arange(len(index))
             for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec', 'crc32'):
                 table[field] = index[field]
+            if weighting is not None:
+                table['blend'], table['blend_parameter'] = weighting['shape'], weighting['parameter']
+                table['weights_crc32'] = weighting['crc32']
+                for field in ('window_x', 'window_y', 'window_width', 'window_height'):
+                    table[field] = weighting[field]
             table['chunk_offset'] = chunk_offsets
             table['chunk_size'] = chunk_sizes
             sourced_rows.append(numpy.flatnonzero(index['source'] >= 0))
@@ -335,6 +351,7 @@ class StagingSnapshot:
         spec = self.spec
         dtype = spec.numpy_dtype
         accumulator = new_accumulator(spec.merge, (height, width, spec.channels), dtype, spec.fill)
+        weighted = spec.merge == 'weighted'
         for i in self.patches_overlapping(x, y, width, height):
             patch = self.patches[i]
             px, py = int(patch['x']), int(patch['y'])
@@ -345,8 +362,43 @@ class StagingSnapshot:
                 data = dtype.type(patch['value'])
             else:
                 data = self._checked_pixels(patch)[y0 - py : y1 - py, x0 - px : x1 - px]
-            accumulator.add(rows, cols, data)
+            if weighted:
+                explicit = self._explicit_weights(patch) if patch['blend'] == ARRAY else None
+                weights = region_weights(
+                    patch, x0, y0, x1, y1, canvas_width=spec.width, canvas_height=spec.height, explicit=explicit
+                )
+                accumulator.add(rows, cols, data, weights)
+            else:
+                accumulator.add(rows, cols, data)
         return accumulator.result()
+
+    def _explicit_weights(self, patch: numpy.void) -> numpy.ndarray:
+        """The stored weight array of a patch (weighted canvases), checked once."""
+        number, row = int(patch['fragment']), int(patch['number'])
+        h5 = self._fragment(number)
+        path = self.fragment_paths[number]
+        try:
+            weights = h5['weights'][str(row)][()]
+        except Exception as exc:  # noqa: BLE001  (missing or damaged: HDF5 errors of many types)
+            raise corrupt(path, f'the weights of patch {row} cannot be read: {one_line(exc)}') from None
+        if weights.shape != (int(patch['height']), int(patch['width'])):
+            raise corrupt(path, f'the weights of patch {row} have shape {weights.shape}, not the patch\'s')
+        identity = (number, -1 - row)
+        if identity not in self._verified:
+            check_patch(weights, int(patch['weights_crc32']), path, row, self.fragment_sequences[number])
+            self._verified.add(identity)
+        return weights
+
+    def patch_weighting(self, i: int) -> Any:
+        """The :class:`~.weighting.PatchWeighting` of row ``i`` of :attr:`patches`
+        (weighted canvases; None otherwise), as a writer stores it again."""
+        if self.spec.merge != 'weighted':
+            return None
+        patch = self.patches[i]
+        window = tuple(int(patch[f]) for f in ('window_x', 'window_y', 'window_width', 'window_height'))
+        if patch['blend'] == ARRAY:
+            return PatchWeighting('array', 0.0, window, self._explicit_weights(patch))
+        return PatchWeighting(SHAPE_NAMES[int(patch['blend'])], float(patch['blend_parameter']), window)
 
     def _checked_pixels(self, patch: numpy.void) -> numpy.ndarray:
         """A patch's pixels, checked against its checksum (see :mod:`.integrity`)."""

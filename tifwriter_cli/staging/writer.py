@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy
 
@@ -27,6 +27,7 @@ from ..errors import (
 from ..geometry import clip_to_canvas
 from .canvasfile import StagingHeader, read_canvas
 from .fragment import FragmentWriter
+from .windows import window_weighting
 from .h5io import file_identity
 from .layout import fragments_dir, publish_fragment, temp_fragment_path
 
@@ -84,6 +85,8 @@ class StagingWriter:
         key: str | None = None,
         source: tuple | None = None,
         layout: str = 'hwc',
+        weight: Any = None,
+        crop_margin: int = 0,
     ) -> bool:
         """Stage ``array`` with its top-left corner at canvas pixel (x, y).
 
@@ -103,15 +106,24 @@ class StagingWriter:
 
         ``array``: anything with ``__array__`` (a numpy array, a CPU torch
         tensor), (H, W[, C]), or (C, H, W) with ``layout='chw'``.
+
+        Sliding windows (docs/guide.md, "Blending sliding windows"):
+        ``crop_margin`` M drops the window's outer M px except on sides
+        touching the canvas border (any merge rule); on a ``weighted``
+        canvas ``weight`` is how the window weighs its pixels: a
+        :class:`~tifwriter_cli.blending.Blend`, ``'gaussian'`` (the default),
+        ``'linear'``, ``'flat'``, or an (H, W) array of weights in 0..1.
         """
         if self.closed:
             raise ValueError('write to a closed StagingWriter')
         patch = as_canvas_patch(array, self.spec, convert=convert, layout=layout)
         x, y = _as_int(x, 'x'), _as_int(y, 'y')
+        window = window_weighting(x, y, patch, self.spec, weight=weight, crop_margin=crop_margin)
+        x, y, patch = window.x, window.y, window.patch
         if key is not None:
             if source is not None:
                 raise TypeError('give key= or source=, not both')
-            source = (key, -1, -1, f'{x},{y},{convert}')
+            source = (key, -1, -1, f'{x},{y},{convert}{window.placement_suffix}')
         if source is not None:
             source = _checked_source(source)
         clipped = clip_to_canvas(x, y, patch.shape[1], patch.shape[0], self.spec.width, self.spec.height)
@@ -127,7 +139,8 @@ class StagingWriter:
             else:
                 fragment = self._current_fragment()
                 cx, cy, (sy, sx) = clipped.x, clipped.y, clipped.patch_slices
-                fragment.add(cx, cy, numpy.ascontiguousarray(patch[sy, sx]), source=source)
+                fragment.add(cx, cy, numpy.ascontiguousarray(patch[sy, sx]), source=source,
+                             weighting=window.clipped_weighting(sy, sx))
                 inside = True
                 self.patches_written += 1
         except OSError as exc:
