@@ -125,4 +125,5 @@ def region_weights(
     ww, wh = int(patch['window_width']), int(patch['window_height'])
     blend = Blend.from_record(SHAPE_NAMES[int(patch['blend'])], float(patch['blend_parameter']))
     border = border_sides(wx, wy, ww, wh, canvas_width=canvas_width, canvas_height=canvas_height)
-    return weight_map(blend, wh, ww, border=border)[y0 - wy : y1 - wy, x0 - wx : x1 - wx]
+    weights = weight_map(blend, wh, ww, border=border, dtype=numpy.float32)
+    return weights[y0 - wy : y1 - wy, x0 - wx : x1 - wx]
