@@ -68,7 +68,7 @@ def test_api_md_examples_run_in_order(tmp_path):
         for line in code.splitlines()
         if line.lstrip().startswith('print(exc)') and '#' in line
     ]
-    assert len(claims) == 3
+    assert len(claims) == 4
     for claim in claims:
         assert claim in printed, claim
     assert '125 93 4.0 16.0' in printed  # the overlay canvas of the 2000 x 1500 slide (floor, edge drop)

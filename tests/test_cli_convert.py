@@ -88,3 +88,71 @@ def test_directory_to_tiff_api(tmp_path) -> None:
     assert report.ingest.staged == 1 and report.staging is None
     image = tifffile.imread(tmp_path / 'o.tif')
     assert image[20:25, 10:15].tolist() == [[7] * 5] * 5 and image.sum() == 7 * 25
+
+
+def _recipe_env(tmp_path):
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('TIFWRITER_', 'SLURM_', 'MAKE', 'MFLAGS'))}
+    env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
+    env['SLIDE_EXT'] = 'tif'
+    return env
+
+
+def _slides_and_predictions(tmp_path):
+    """Two slides (.tif) and their prediction directories; the expected heatmaps at downsample 16."""
+    from .test_slide import write_pyramid
+
+    (tmp_path / 'slides').mkdir()
+    expected = {}
+    for number, (name, (width, height)) in enumerate({'A': (1024, 768), 'B': (768, 1024)}.items()):
+        write_pyramid(tmp_path / 'slides' / f'{name}.tif', numpy.zeros((height, width, 3), numpy.uint8))
+        directory = tmp_path / 'predictions' / name
+        directory.mkdir(parents=True)
+        canvas = numpy.zeros((height // 16, width // 16), numpy.float32)
+        for y in range(0, height, 256):
+            for x in range(0, width, 256):
+                patch = numpy.full((16, 16), (number + 1) * 0.1 + (x + y) / 10000, numpy.float32)
+                numpy.save(directory / f'tile_{x}_{y}.npy', patch)
+                canvas[y // 16 : y // 16 + 16, x // 16 : x // 16 + 16] = patch
+        expected[name] = canvas
+    return expected
+
+
+def test_guide_recipe_slurm_array_of_converts(tmp_path) -> None:
+    import subprocess
+
+    from . import doc_snippets
+
+    script = doc_snippets.recipes()['convert-slurm'].write_to(tmp_path)
+    expected = _slides_and_predictions(tmp_path)
+    env = _recipe_env(tmp_path)
+    for task in (0, 1):  # the array's tasks, as SLURM runs them
+        result = subprocess.run(['bash', str(script)], cwd=tmp_path, env={**env, 'SLURM_ARRAY_TASK_ID': str(task)},
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    for name, canvas in expected.items():
+        numpy.testing.assert_array_equal(tifffile.imread(tmp_path / 'out' / f'{name}.tif'), canvas)
+        assert (tmp_path / 'staging' / f'{name}.h5').exists()
+    # A requeued task (the same task again) succeeds and stages nothing twice.
+    result = subprocess.run(['bash', str(script)], cwd=tmp_path, env={**env, 'SLURM_ARRAY_TASK_ID': '0'},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and '0 staged, 12 already staged' in result.stdout, result.stdout + result.stderr
+
+
+def test_guide_recipe_makefile_of_converts(tmp_path) -> None:
+    import subprocess
+
+    from . import doc_snippets
+
+    doc_snippets.recipes()['convert-make'].write_to(tmp_path)
+    expected = _slides_and_predictions(tmp_path)
+    env = _recipe_env(tmp_path)
+    make = ['make', '-j', '2', '-f', 'Makefile.convert', 'SLIDE_EXT=tif']
+    result = subprocess.run(make, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for name, canvas in expected.items():
+        numpy.testing.assert_array_equal(tifffile.imread(tmp_path / 'out' / f'{name}.tif'), canvas)
+    again = subprocess.run(make, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert 'Nothing to be done' in again.stdout, again.stdout

@@ -52,6 +52,8 @@ TESTED_RECIPES = {
     'slurm-infer-job',
     'slurm-infer-submit',
     'makefile',
+    'convert-slurm',  # run in tests/test_cli_convert.py
+    'convert-make',  # run in tests/test_cli_convert.py
 }
 
 SLIDE_MPP = 0.25
