@@ -230,3 +230,19 @@ def test_blend_from_options() -> None:
     assert Blend.from_options(None, ramp=5) == Blend('linear', ramp=5)
     with pytest.raises(InvalidOptionError):
         Blend.from_options('flat', ramp=5)
+
+
+def test_verify_checks_explicit_weight_arrays(make_staging) -> None:
+    import h5py
+
+    from tifwriter_cli.housekeeping import verify
+
+    staging = make_staging(width=20, height=20, merge='weighted')
+    with tw.open_staging(staging) as writer:
+        writer.write(0, 0, numpy.full((8, 8), 5, numpy.uint8), weight=numpy.full((8, 8), 0.5))
+    assert verify(staging).damaged == []
+    (fragment,) = sorted((staging.parent / (staging.name + '.fragments')).glob('0*.h5'))
+    with h5py.File(fragment, 'r+') as h5:
+        h5['weights']['0'][0, 0] = 7  # a flipped weight
+    report = verify(staging)
+    assert len(report.damaged) == 1 and 'does not match its checksum' in report.damaged[0][1]

@@ -296,11 +296,13 @@ def verify(staging: str | os.PathLike) -> VerifyReport:
         bad: set[int] = set()
         for patch in snapshot.patches:
             number = int(patch['fragment'])
-            if number in bad or patch['uniform']:
+            if number in bad or patch['uniform'] and not patch['weights_crc32'] >= 0:
                 report.patches += 1
                 continue
             try:
-                pixels = snapshot._checked_pixels(patch)
+                if patch['weights_crc32'] >= 0:  # an explicit weight array (weighted canvases)
+                    snapshot._explicit_weights(patch)
+                pixels = snapshot._checked_pixels(patch) if not patch['uniform'] else numpy.zeros(0)
             except CorruptFragmentError as exc:
                 bad.add(number)
                 report.damaged.append((snapshot.fragment_sequences[number], str(exc)))
