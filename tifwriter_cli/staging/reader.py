@@ -197,6 +197,7 @@ class StagingSnapshot:
             table['number'] = numpy.arange(len(index))
             for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec', 'crc32'):
                 table[field] = index[field]
+            table['weights_crc32'] = -1  # no explicit weight array
             if weighting is not None:
                 table['blend'], table['blend_parameter'] = weighting['shape'], weighting['parameter']
                 table['weights_crc32'] = weighting['crc32']
