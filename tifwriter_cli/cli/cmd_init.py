@@ -131,8 +131,8 @@ def _warn_about_choices(spec: Any) -> None:
             'no --spacing given: the TIFF will carry no pixel size, so viewers cannot '
             'show micrometres and QuPath cannot calibrate measurements'
         )
-    if spec.kind == 'labels' and spec.merge == 'mean':
+    if spec.kind == 'labels' and spec.merge in ('mean', 'weighted'):
         log.warning(
-            'merge mean on labels averages class numbers where patches overlap '
+            f'merge {spec.merge} on labels averages class numbers where patches overlap '
             '(e.g. classes 1 and 3 give 2); max or overwrite keep real classes'
         )

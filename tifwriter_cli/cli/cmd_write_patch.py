@@ -71,7 +71,14 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, layout: str,
         click.echo(f'{patch}: already staged at {at} (unchanged since): nothing to do')
         return
     width, height = outcome.width, outcome.height
-    placed = clip_to_canvas(outcome.x, outcome.y, width, height, spec.width, spec.height)
+    kept_x, kept_y, kept_width, kept_height = outcome.x, outcome.y, width, height
+    if crop_margin and width and height:
+        from ..blending import crop_window
+
+        kept = crop_window(outcome.x, outcome.y, width, height, crop_margin,
+                           canvas_width=spec.width, canvas_height=spec.height)
+        kept_x, kept_y, kept_width, kept_height = kept.x, kept.y, kept.width, kept.height
+    placed = clip_to_canvas(kept_x, kept_y, kept_width, kept_height, spec.width, spec.height)
     if placed is None:
         withdrawn = ' (its earlier staging is withdrawn)' if outcome.previous_placement else ''
         logging.getLogger('tifwriter_cli.cli.write_patch').warning(
@@ -80,13 +87,14 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, layout: str,
         click.echo(f'{patch}: {width} x {height} at {at} is wholly outside the canvas: nothing staged{withdrawn}')
         return
     clipped = (placed.width, placed.height) != (width, height)
+    what = 'cropped and clipped' if crop_margin else 'clipped'
     replaced = ''
     if outcome.status == 'replaced':
         replaced = f', replacing its earlier staging ({_placement_words(outcome.previous_placement)})'
     click.echo(
         f'staged {patch}: {width} x {height} at {at}'
         + (
-            f', clipped to x {placed.x}..{placed.x + placed.width}, '
+            f', {what} to x {placed.x}..{placed.x + placed.width}, '
             f'y {placed.y}..{placed.y + placed.height}'
             if clipped
             else ''
@@ -100,4 +108,4 @@ def _placement_words(placement: str) -> str:
         x, y, convert = placement.split(',')
     except ValueError:
         return 'earlier version'
-    return f'x={x}, y={y}, convert {convert}'
+    return f'x={x}, y={y}, convert {convert}'.replace(';', ', ')
