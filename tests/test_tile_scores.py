@@ -231,3 +231,21 @@ def test_cli_rows_mostly_outside_exit_1_with_the_likely_cause(tmp_path, make_sta
     result = run_cli('ingest-table', staging, table, '--x', 'x', '--y', 'y', '--value', 's', '--patch-size', '160', '--coords', 'slide')
     assert result.exit_code == 0, result.output
     assert canvas_of(staging)[32, ::10, 0].tolist() == [1] * 10
+
+
+def test_clam_h5_patch_size_defaults_to_what_it_records(tmp_path, make_staging) -> None:
+    # CLAM records the patch size at its patch level and that level's downsample.
+    import h5py
+
+    staging = make_staging(width=8, height=8, dtype='float32', kind='probability', slide_downsample=512)
+    table = write_clam_h5(tmp_path / 's.h5', [(0, 0), (1024, 512)], [0.5, 0.25], patch_size=256)
+    with h5py.File(table, 'r+') as h5:
+        h5['coords'].attrs['patch_level'] = 1
+        h5['coords'].attrs['downsample'] = [2.0, 2.0]  # 256 px at level 1 = 512 slide px
+    report = ingest_table(staging, table, values=['attention_scores'], coords='slide')
+    assert report.rows == 2
+    canvas = canvas_of(staging)[..., 0]
+    assert canvas[0, 0] == 0.5 and canvas[1, 2] == 0.25 and canvas.sum() == 0.75
+    with pytest.raises(InvalidOptionError, match='give the patch size'):
+        ingest_table(make_staging(width=8, height=8), write_csv(tmp_path / 't.csv', ['x', 'y', 's'], [(0, 0, 1)]),
+                     x='x', y='y', values=['s'], coords='slide')

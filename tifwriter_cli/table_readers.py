@@ -42,6 +42,9 @@ class ScoreTable:
     values: numpy.ndarray
     #: row index -> how to name it in a message ('line 7', 'row 5').
     describe_row: Callable[[int], str]
+    #: The tile side in slide level-0 px the table records, if it does
+    #: (CLAM: the ``patch_size`` attribute of ``coords``, times its ``downsample``).
+    patch_size: float | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -73,6 +76,7 @@ def read_score_table(
     if fmt == 'hdf5':
         columns = _read_hdf5_columns(path, names)
         describe = _row_number
+        recorded_patch_size = _clam_patch_size(path, x)
     elif fmt == 'parquet':
         columns = _read_parquet_columns(path, names)
         describe = _row_number
@@ -85,7 +89,8 @@ def read_score_table(
     if len(lengths) != 1:
         shown = ', '.join(f'{n}: {len(c)}' for n, c in zip(names, columns))
         raise SourceFileError(f'{path}: the columns have different numbers of rows ({shown})')
-    table = ScoreTable(path, fmt, columns[0], columns[1], numpy.stack(columns[2:], axis=1), describe)
+    table = ScoreTable(path, fmt, columns[0], columns[1], numpy.stack(columns[2:], axis=1), describe,
+                       recorded_patch_size if fmt == 'hdf5' else None)
     if not len(table):
         raise SourceFileError(f'{path}: the table has no rows')
     for name, column in (('x', table.x), ('y', table.y)):
@@ -96,6 +101,23 @@ def read_score_table(
                 f'{path}: {describe(row)}: {name} = {float(column[row]):g} is not a whole pixel position'
             )
     return table
+
+
+def _clam_patch_size(path: Path, x_column: str) -> float | None:
+    """The level-0 tile side CLAM records on its coords dataset: ``patch_size``
+    at ``patch_level``, times that level's ``downsample`` (none needed at level 0)."""
+    import h5py
+
+    with h5py.File(path, 'r', locking=False) as h5:
+        attrs = h5[_split_column(x_column)[0]].attrs
+        if 'patch_size' not in attrs:
+            return None
+        size = float(numpy.asarray(attrs['patch_size']).reshape(-1)[0])
+        if 'downsample' in attrs:
+            return size * float(numpy.asarray(attrs['downsample']).reshape(-1)[0])
+        if int(numpy.asarray(attrs.get('patch_level', 0)).reshape(-1)[0]) == 0:
+            return size
+    return None
 
 
 def _row_number(row: int) -> str:

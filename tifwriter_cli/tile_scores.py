@@ -240,11 +240,15 @@ def ingest_table(
     x: str | None = None,
     y: str | None = None,
     values: Sequence[str],
-    patch_size: float,
+    patch_size: float | None = None,
     coords: str = 'canvas',
     convert: str = 'exact',
 ) -> TableReport:
-    """Stage a tile-score table (see the module docstring). Idempotent."""
+    """Stage a tile-score table (see the module docstring). Idempotent.
+
+    ``patch_size`` None: the one the table records (CLAM's HDF5), with
+    ``coords='slide'``.
+    """
     from .contribution import file_key
     from .geometry import clip_to_canvas
     from .staging import open_staging, read_staging
@@ -258,7 +262,7 @@ def ingest_table(
     base_key = file_key(table_path)
     prefix = base_key + PART_SEPARATOR
     earlier = {key: record for key, record in current.items() if key.startswith(prefix)}
-    options = json.dumps([x, y, values, float(patch_size), coords, convert], separators=(',', ':'))
+    options = json.dumps([x, y, values, None if patch_size is None else float(patch_size), coords, convert], separators=(',', ':'))
     digest = f'{zlib.crc32(options.encode()):08x}'
     fingerprint = _fingerprint(table_path)
     report = TableReport(str(table_path), str(staging), 'staged', canvas_downsample=spec.slide_downsample)
@@ -268,6 +272,13 @@ def ingest_table(
         report.seconds = time.monotonic() - started
         return report
     table = read_score_table(table_path, x=x, y=y, values=values)
+    if patch_size is None:
+        if table.patch_size is None or coords != 'slide':
+            raise InvalidOptionError(
+                f'{table_path}: give the patch size (the table records none'
+                + (')' if table.patch_size is None else "; the one it records is in slide pixels: coords='slide')")
+            )
+        patch_size = table.patch_size
     rectangles, report.overlapping = table_rectangles(table, patch_size=patch_size, coords=coords, spec=spec, convert=convert)
     if _fingerprint(table_path) != fingerprint:
         raise SourceFileError(f'{table_path}: changed while being read (still being written?)')

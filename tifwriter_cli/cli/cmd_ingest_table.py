@@ -22,8 +22,9 @@ from .options import convert_opt, json_opt, staging_arg
               help="Column of the tiles' top edge (HDF5 default: coords[1]).")
 @click.option('--value', 'value', required=True, metavar='COL[,COL...]',
               help='Value column(s), one per canvas channel.')
-@click.option('--patch-size', type=click.FloatRange(min=0, min_open=True), required=True, metavar='P',
-              help='Tile side in --coords units: a tile paints P x P of them (P / D canvas px at downsample D).')
+@click.option('--patch-size', type=click.FloatRange(min=0, min_open=True), default=None, metavar='P',
+              help='Tile side in --coords units: a tile paints P x P of them (P / D canvas px at downsample D). '
+              "Default with --coords slide: the one a CLAM HDF5 records (coords' patch_size x downsample).")
 @click.option(
     '--coords', type=click.Choice(['canvas', 'slide']), default='canvas', show_default=True,
     help='canvas: x, y are canvas pixels; slide: slide level-0 pixels, divided by the '
