@@ -24,9 +24,11 @@ from tifwriter_cli.preview import (
     VIRIDIS,
     label_colours,
     render_preview,
+    sampling,
     save_png,
 )
 from tifwriter_cli.slide import canvas_from_slide, read_slide_geometry
+from tifwriter_cli.tiff import read as tiff_read
 
 from .test_slide import write_pyramid
 
@@ -151,7 +153,7 @@ def test_bounded_band_reads_give_the_same_picture(make_staging, monkeypatch):
 
     monkeypatch.setattr(tw.StagingSnapshot, 'read_region', spy)
     row_bytes = 220 * (1 * (1 + 8) + 4)
-    monkeypatch.setattr(preview, 'BAND_BYTES', 5 * row_bytes)
+    monkeypatch.setattr(sampling, 'BAND_BYTES', 5 * row_bytes)
     banded = render_preview(path, size=100)
     assert numpy.array_equal(banded.pixels, whole.pixels)
     assert max(heights) <= 5 and len(heights) >= 100 // 5
@@ -286,8 +288,8 @@ def test_tiff_labels_match_reference_and_tile_decoding(tmp_path, monkeypatch):
     assert numpy.array_equal(whole.pixels[:220, :300], expected)
     assert whole.kind == 'labels'  # guessed: 5 distinct uint8 values
     # Force the tile-by-tile path (big pages) and the band limit.
-    monkeypatch.setattr(preview, 'WHOLE_PAGE_BYTES', 0)
-    monkeypatch.setattr(preview, 'BAND_BYTES', 410 * 3)
+    monkeypatch.setattr(tiff_read, 'WHOLE_PAGE_BYTES', 0)
+    monkeypatch.setattr(sampling, 'BAND_BYTES', 410 * 3)
     tiled = render_preview(path, size=300)
     assert numpy.array_equal(tiled.pixels, whole.pixels)
     stripped = write_level_tiff(tmp_path / 's.tif', [level0], tiled=False, rowsperstrip=7)
@@ -301,7 +303,7 @@ def test_tiff_rgb_tile_decoding_equals_whole_page_decoding(tmp_path, monkeypatch
     path = write_level_tiff(tmp_path / 'rgb.tif', [rgb], photometric='rgb', compression=compression)
     whole = render_preview(path, size=80)
     assert whole.rendering == 'rgb' and whole.pixels.shape == (56, 80, 3)
-    monkeypatch.setattr(preview, 'WHOLE_PAGE_BYTES', 0)
+    monkeypatch.setattr(tiff_read, 'WHOLE_PAGE_BYTES', 0)
     assert numpy.array_equal(render_preview(path, size=80).pixels, whole.pixels)
     if compression != 'jpeg':  # lossless: the exact pixels
         assert numpy.array_equal(whole.pixels, nearest_reference(rgb, 80, 56))
@@ -323,13 +325,13 @@ def test_tiff_kind_from_provenance_or_guess(tmp_path, data, description, renderi
 
 
 def test_parse_provenance_formats():
-    assert preview.parse_provenance('tifwriter 0.1 kind=labels fill=255 slide_downsample=16') == {
+    assert tiff_read.parse_provenance('tifwriter 0.1 kind=labels fill=255 slide_downsample=16') == {
         'kind': 'labels', 'fill': 255.0, 'slide_downsample': 16.0,
     }
-    assert preview.parse_provenance('{"kind": "probability", "fill": 0}') == {
+    assert tiff_read.parse_provenance('{"kind": "probability", "fill": 0}') == {
         'kind': 'probability', 'fill': 0.0,
     }
-    assert preview.parse_provenance('') == {}
+    assert tiff_read.parse_provenance('') == {}
 
 
 def test_preview_of_a_finalized_tiff(make_staging, tmp_path):

@@ -16,14 +16,13 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tifwriter_cli.cli.like_options import like_slide_options
+from tifwriter_cli.cli.like_options import like_slide_options, resolve_canvas_geometry
 from tifwriter_cli.errors import InvalidOptionError, SlideReadError
 from tifwriter_cli.slide import (
     SlideGeometry,
     canvas_from_slide,
     canvas_to_slide,
     read_slide_geometry,
-    resolve_canvas_geometry,
     slide_to_canvas,
 )
 from tifwriter_cli.spec import CanvasSpec

@@ -10,9 +10,10 @@ import tifffile
 
 from tifwriter_cli.errors import NotATiffError
 from tifwriter_cli.finalization import finalize
+from tifwriter_cli.info import format_tiff_report
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec
-from tifwriter_cli.tiff.inspect import format_tiff_report, inspect_tiff
+from tifwriter_cli.tiff.inspect import inspect_tiff
 
 RNG = numpy.random.default_rng(0)
 LEVEL0 = (RNG.integers(0, 4, (1200, 2200)) * 60).astype(numpy.uint8)

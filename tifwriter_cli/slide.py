@@ -36,8 +36,8 @@ import logging
 import math
 import operator
 import os
-import re
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidOptionError, SlideReadError
 
@@ -49,12 +49,11 @@ __all__ = [
     'CanvasGeometry',
     'read_slide_geometry',
     'canvas_from_slide',
-    'resolve_canvas_geometry',
     'slide_to_canvas',
     'canvas_position',
     'COORDS_CHOICES',
     'canvas_to_slide',
-    'tiff_page_spacing',
+    'open_openslide',
     'EDGE_CHOICES',
 ]
 
@@ -130,7 +129,7 @@ def read_slide_geometry(path: str | os.PathLike) -> SlideGeometry:
     return _read_with_tifffile(path)
 
 
-def _open_openslide(path: str) -> Any | None:
+def open_openslide(path: str) -> Any | None:
     """An ``openslide.OpenSlide`` for path, or None (not installed, not readable)."""
     try:
         import openslide
@@ -145,7 +144,7 @@ def _open_openslide(path: str) -> Any | None:
 
 
 def _read_with_openslide(path: str) -> SlideGeometry | None:
-    slide = _open_openslide(path)
+    slide = open_openslide(path)
     if slide is None:
         return None
     import openslide
@@ -171,24 +170,23 @@ def _read_with_openslide(path: str) -> SlideGeometry | None:
 
 
 def _read_with_tifffile(path: str) -> SlideGeometry:
-    import tifffile
+    from .errors import NotATiffError
+    from .tiff.read import open_tiff, page_spacing, pyramid_pages, svs_mpp
 
     try:
-        with tifffile.TiffFile(path) as tif:
-            levels = tiff_pyramid_pages(tif)
+        with open_tiff(path) as tif:
+            levels = pyramid_pages(tif)
             page = levels[0]
-            mpp_x, mpp_y = tiff_page_spacing(page)
+            mpp_x, mpp_y = page_spacing(page) or (None, None)
             if mpp_x is None and tif.is_svs:
                 # Aperio SVS: the pixel size is in the description only.
-                mpp_x = mpp_y = _svs_mpp(page.description)
-    except SlideReadError:
-        raise
-    except Exception as exc:  # tifffile raises many kinds on non-TIFF input
+                mpp_x = mpp_y = svs_mpp(page.description)
+            dims = tuple((int(p.imagewidth), int(p.imagelength)) for p in levels)
+    except NotATiffError as exc:
+        why = str(exc).removeprefix(path).strip()  # 'is not a readable TIFF (...)'
         raise SlideReadError(
-            f'cannot read slide {path}: not a format OpenSlide or tifffile reads '
-            f'({type(exc).__name__}: {_first_line(exc)})'
+            f'cannot read slide {path}: not a format OpenSlide or tifffile reads (tifffile: {why})'
         ) from None
-    dims = tuple((int(p.imagewidth), int(p.imagelength)) for p in levels)
     width, height = dims[0]
     return SlideGeometry(
         path=path,
@@ -202,85 +200,12 @@ def _read_with_tifffile(path: str) -> SlideGeometry:
     )
 
 
-def tiff_pyramid_pages(tif: Any) -> list[Any]:
-    """Pages of a TIFF's first image pyramid, level 0 first (TiffPage objects).
-
-    tifffile's first series gives the levels (SubIFDs, reduced pages, SVS,
-    OME ...). When it lists a single level, later top-level pages flagged
-    reduced-resolution (NewSubfileType bit 0) and strictly narrower than
-    the one before are taken as levels, the way OpenSlide and ASAP do.
-    """
-    from .errors import NotATiffError
-
-    if not tif.series:
-        raise NotATiffError(f'{tif.filename} holds no image')
-    series = tif.series[0]
-    pages = [_as_page(level.pages[0]) for level in series.levels if level.pages]
-    pages = [p for p in pages if p is not None]
-    if not pages or not pages[0].shape:
-        raise NotATiffError(f'{tif.filename} holds no readable image')
-    if len(pages) == 1:
-        base = pages[0]
-        for page in tif.pages[1:]:
-            page = _as_page(page)
-            if page is None or not page.is_reduced or not page.shape:
-                continue
-            # Same pixels, smaller: a level (not a mask or a label image).
-            if (
-                page.imagewidth < pages[-1].imagewidth
-                and page.samplesperpixel == base.samplesperpixel
-                and page.dtype == base.dtype
-            ):
-                pages.append(page)
-    return pages
-
-
-def _as_page(page: Any) -> Any:
-    if page is None:
-        return None
-    return page.aspage() if hasattr(page, 'aspage') else page
-
-
-def tiff_page_spacing(page: Any) -> tuple[float | None, float | None]:
-    """Micrometres per pixel from X/YResolution and ResolutionUnit, or (None, None).
-
-    Only centimetre and inch units carry a physical size (as in OpenSlide);
-    a missing unit or unit 'none' means unknown.
-    """
-    unit_tag = page.tags.get('ResolutionUnit')
-    if unit_tag is None:
-        return None, None
-    micrometres_per_unit = {2: 25400.0, 3: 10000.0}.get(int(unit_tag.value))
-    if micrometres_per_unit is None:
-        return None, None
-    spacing = []
-    for name in ('XResolution', 'YResolution'):
-        tag = page.tags.get(name)
-        if tag is None:
-            return None, None
-        numerator, denominator = tag.value
-        if not numerator or not denominator:
-            return None, None
-        spacing.append(micrometres_per_unit * denominator / numerator)
-    return spacing[0], spacing[1]
-
-
-def _svs_mpp(description: str) -> float | None:
-    match = re.search(r'\|\s*MPP\s*=\s*([0-9.eE+-]+)', description or '')
-    return _positive_float(match.group(1)) if match else None
-
-
 def _positive_float(value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) and number > 0 else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else 'unreadable'
 
 
 # -- canvases ------------------------------------------------------------
@@ -545,85 +470,9 @@ def canvas_to_slide(cx: Any, cy: Any, downsample: float) -> tuple[Any, Any]:
     return cx * factor, cy * factor
 
 
-# -- the init resolver -----------------------------------------------------
-def resolve_canvas_geometry(
-    *,
-    width: int | None,
-    height: int | None,
-    spacing: float | None,
-    spacing_y: float | None,
-    like: str | os.PathLike | None,
-    downsample: float | None,
-    level: int | None,
-    edge: str | None = None,
-) -> dict[str, Any]:
-    """CanvasSpec fields (width, height, spacing_x, spacing_y, slide_downsample)
-    from ``init``'s geometry options.
-
-    Without ``like``: width and height are required and ``spacing`` /
-    ``spacing_y`` are the canvas' own pixel size (as before); downsample and
-    level are refused (they mean nothing without a slide).
-
-    With ``like`` SLIDE: the size comes from the slide, so width and height
-    are refused (an override would silently misalign the canvas), and
-    ``spacing`` means the TARGET micrometres per pixel, one of
-    ``spacing`` / ``downsample`` / ``level`` at most (none: the slide's
-    own resolution); ``spacing_y`` is refused (the y pixel size follows
-    the slide's). ``edge`` ('drop' or 'cover', None = 'drop') sizes a
-    downsample or spacing canvas (see :func:`canvas_from_slide`); it is
-    refused with ``level`` (the level's own size) and without ``like``.
-    """
-    if like is None:
-        for name, value in (('--downsample', downsample), ('--level', level), ('--edge', edge)):
-            if value is not None:
-                raise InvalidOptionError(f'{name} needs --like SLIDE')
-        missing = [name for name, value in (('--width', width), ('--height', height))
-                   if value is None]
-        if missing:
-            raise InvalidOptionError(
-                f'{" and ".join(missing)} required (or --like SLIDE to take the size '
-                'from a slide)'
-            )
-        return {
-            'width': width,
-            'height': height,
-            'spacing_x': spacing,
-            'spacing_y': spacing_y,
-            'slide_downsample': 1.0,
-        }
-    given = [name for name, value in (('--width', width), ('--height', height))
-             if value is not None]
-    if given:
-        raise InvalidOptionError(
-            f'{" and ".join(given)} cannot be combined with --like (the size comes from '
-            'the slide; use --downsample, --level or --spacing to choose the resolution)'
-        )
-    if spacing_y is not None:
-        raise InvalidOptionError(
-            '--spacing-y cannot be combined with --like (the y pixel size follows the slide)'
-        )
-    chosen = [name for name, value in
-              (('--spacing', spacing), ('--downsample', downsample), ('--level', level))
-              if value is not None]
-    if len(chosen) > 1:
-        raise InvalidOptionError(
-            f'{" and ".join(chosen)} are exclusive with --like: give one resolution'
-        )
-    if edge is not None and level is not None:
-        raise InvalidOptionError(
-            "--edge cannot be combined with --level (the canvas takes the level's own size)"
-        )
-    geometry = read_slide_geometry(like)
-    canvas = canvas_from_slide(
-        geometry, downsample=downsample, level=level, spacing=spacing,
-        edge='drop' if edge is None else edge,
-    )
-    return canvas.to_spec_fields()
-
-
 def level_summary(geometry: SlideGeometry) -> Sequence[str]:
     """One 'L: WxH (downsample)' string per level, for messages."""
     return [
         f'{i}: {w}x{h} (x{d:g})'
-        for i, ((w, h), d) in enumerate(zip(geometry.level_dimensions, geometry.level_downsamples))
+        for i, ((w, h), d) in enumerate(zip(geometry.level_dimensions, geometry.level_downsamples, strict=True))
     ]

@@ -82,7 +82,7 @@ def command(
     only read; OUT appears complete or not at all.
     """
     from ..finalization import finalize
-    from ..report import format_bytes
+    from ..info import format_bytes
 
     report = finalize(
         staging,

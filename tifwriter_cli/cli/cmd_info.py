@@ -22,7 +22,7 @@ def command(path: str, as_json: bool) -> None:
     import os
 
     from ..errors import StagingNotFoundError
-    from ..report import describe_path
+    from ..info import describe_path
 
     if not os.path.exists(path):
         raise StagingNotFoundError(f'{path} does not exist (a staging file is created by `tifwriter init`)')

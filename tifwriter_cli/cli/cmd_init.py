@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .like_options import SPACING_HELP, like_slide_options
+from .like_options import SPACING_HELP, like_slide_options, resolve_canvas_geometry
 from .options import overwrite_opt, staging_arg
 
 log = logging.getLogger('tifwriter_cli.cli.init')
@@ -84,8 +84,6 @@ def command(staging: str, overwrite: bool, **options: Any) -> None:
 
 def spec_fields_from_options(options: dict[str, Any]) -> dict[str, Any]:
     """CanvasSpec keyword arguments from the parsed options (validated by CanvasSpec)."""
-    from ..slide import resolve_canvas_geometry
-
     geometry = resolve_canvas_geometry(
         width=options['width'],
         height=options['height'],

@@ -1,7 +1,8 @@
 """What ``info`` says about a path: a staging file or a TIFF.
 
-The library returns dicts; the text rendering lives here too so the API can
-offer the same report the CLI prints.
+The facts come from :meth:`StagingSnapshot.summary` (a staging unit) and
+:func:`tifwriter_cli.tiff.inspect.inspect_tiff` (a TIFF); both text
+renderings live here, so the API can offer the same report the CLI prints.
 """
 
 from __future__ import annotations
@@ -10,8 +11,16 @@ import os
 from typing import Any
 
 from .errors import EXIT_FAILURE, NotAStagingFileError
+from .tiff.compat import READER_TITLES
 
-__all__ = ['describe_path', 'describe_staging', 'format_bytes', 'format_staging_report', 'sniff']
+__all__ = [
+    'describe_path',
+    'describe_staging',
+    'format_bytes',
+    'format_staging_report',
+    'format_tiff_report',
+    'sniff',
+]
 
 HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
 TIFF_SIGNATURES = (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+')
@@ -34,7 +43,7 @@ def describe_path(path: str | os.PathLike) -> tuple[str, dict[str, Any], str, in
         raise NotAStagingFileError(f'{path} is a directory, not a staging file or TIFF')
     kind = sniff(path)
     if kind == 'tiff':
-        from .tiff.inspect import format_tiff_report, inspect_tiff
+        from .tiff.inspect import inspect_tiff
 
         report = inspect_tiff(path)
         return kind, report, format_tiff_report(report), 0 if report['ok'] else EXIT_FAILURE
@@ -104,6 +113,62 @@ def format_staging_report(r: dict[str, Any]) -> str:
         ),
         f"last write    {r['last_write'] or '-'}",
     ]
+    return '\n'.join(lines)
+
+
+def format_tiff_report(r: dict[str, Any]) -> str:
+    """The report as text for people."""
+    spacing = (
+        f'{r["spacing_um"][0]:.6g} x {r["spacing_um"][1]:.6g} um/px'
+        if r['spacing_um']
+        else 'unknown (no resolution in cm or inch)'
+    )
+    lines = [
+        f'TIFF          {r["path"]}  ({r["format"]}, {format_bytes(r["file_bytes"])})',
+        f'pixels        {r["dtype"]}, {r["channels"]} channel(s), {r["photometric"]}, '
+        f'{r["compression"]}',
+        f'spacing       {spacing}',
+    ]
+    if r['provenance']:
+        p = r['provenance']
+        lines.append(
+            f'written by    {p.get("tool")}: kind {p.get("kind", "?")}, merge {p.get("merge", "?")}, '
+            f'resampling {p.get("resampling", "?")}'
+        )
+    elif r['description']:
+        text = r['description'].replace('\n', ' ')
+        lines.append(f'description   {text[:100]}{"..." if len(text) > 100 else ""}')
+    if r['sample_range']:
+        low, high = (
+            ', '.join(f'{value:g}' for value in r['sample_range'][key] or []) or '?'
+            for key in ('min', 'max')
+        )
+        lines.append(f'display range {low} .. {high} (SMin/SMaxSampleValue)')
+    lines.append(f'levels        {len(r["levels"])}')
+    for number, level in enumerate(r['levels']):
+        lines.append(
+            f'  {number}: {level["width"]:>7} x {level["height"]:<7} '
+            f'downsample {level["downsample"]:<8.4g} tile {level["tile_width"]}x{level["tile_height"]}'
+            f'  {level["compression"]}'
+            + (f'  {level["zero_byte_tiles"]} missing tile(s)' if level['zero_byte_tiles'] else '')
+        )
+    for other in r['other_ifds']:
+        lines.append(f'  (IFD {other["ifd"]}: {other["width"]} x {other["height"]}, not tiled)')
+    lines.append(f'tiles         {r["tiles"]["referenced"]} referenced, {r["tiles"]["stored"]} stored')
+    for reader, verdict in r['readers'].items():
+        status = 'ok' if verdict['ok'] else 'FAILS'
+        lines.append(f'{READER_TITLES[reader]:<14}{status}')
+        for reason in verdict['reasons']:
+            lines.append(f'    - {reason}')
+        for note in verdict['notes']:
+            lines.append(f'    note: {note}')
+    accepted = ', '.join(r['accepted_by']) or 'no reader judged here'
+    if r['ok']:
+        lines.append(f'verdict       ok: a tiled pyramidal TIFF ({r["flavor"]}); opens right in {accepted}')
+    else:
+        lines.append(f'verdict       NOT OK (opens right in: {accepted})')
+        for reason in r['reasons']:
+            lines.append(f'    - {reason}')
     return '\n'.join(lines)
 
 
