@@ -129,7 +129,7 @@ def finalize(
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidOptionError(f'workers must be a positive integer, got {workers!r}')
-    from .tiff.compat import FLAVORS
+    from .tiff.readers import FLAVORS
 
     flavor = str(flavor).lower()
     if flavor not in FLAVORS:
@@ -198,9 +198,10 @@ def _finalize_source(
     from . import __version__
     from .engines import WriteOptions
     from .tiff.codecs import COMPRESSION_TAGS, check_compression, photometric_for
-    from .tiff.compat import READER_TITLES, flavor_advice, plan_problems, reader_problems
+    from .tiff.compat import plan_problems, reader_problems, reader_warnings
     from .tiff.metadata import default_channel_names, ome_description, provenance_description
     from .tiff.plan import plan_pyramid
+    from .tiff.readers import flavor_advice
 
     spec: CanvasSpec = source.spec
     default_compression, default_resampling = default_options(spec)
@@ -264,12 +265,11 @@ def _finalize_source(
     if flavor == 'ome':
         # An OME-TIFF is for Bio-Formats (and large_image); ASAP and
         # OpenSlide do not read it at all, whatever the pixels.
-        problems = {r: problems[r] for r in ('bioformats', 'large_image')}
+        problems = [p for p in problems if p.reader in ('bioformats', 'large_image')]
         warn('OME-TIFF flavor: ASAP and OpenSlide do not read this file (ASAP refuses its OME-XML, '
              'OpenSlide does not see its SubIFDs); --flavor wsi is for them')
-    for reader, reasons in problems.items():
-        if reasons:
-            warn(f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(reasons)}')
+    for message in reader_warnings(problems):
+        warn(message)
     advice = flavor_advice(dtype=spec.dtype, channels=spec.channels, flavor=flavor)
     if advice:
         warn(advice)
@@ -290,10 +290,10 @@ def _finalize_source(
 
     levels = plan_pyramid(spec.width, spec.height, spec.tile_size)
     if flavor == 'wsi':
-        for reader, reasons in plan_problems(
-            [(level.width, level.height, level.tile) for level in levels]
-        ).items():
-            warn(f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(reasons)}')
+        for message in reader_warnings(
+            plan_problems([(level.width, level.height, level.tile) for level in levels])
+        ):
+            warn(message)
     options = WriteOptions(
         spec=spec,
         levels=tuple(levels),

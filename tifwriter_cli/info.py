@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from .errors import EXIT_FAILURE, NotAStagingFileError
-from .tiff.compat import READER_TITLES
+from .tiff.readers import READER_TITLES
 
 __all__ = [
     'describe_path',

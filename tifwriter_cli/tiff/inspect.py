@@ -32,7 +32,7 @@ import os
 from typing import Any
 
 from ..errors import NotATiffError
-from .compat import accepting_readers, compression_name, judge
+from .compat import accepting_readers, judge
 from .metadata import parse_description
 from .read import (
     collect_tifffile_warnings,
@@ -42,6 +42,7 @@ from .read import (
     sub_ifd_pages,
     tag_value,
 )
+from .readers import compression_name
 
 __all__ = ['inspect_tiff']
 
