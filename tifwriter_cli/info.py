@@ -1,12 +1,16 @@
 """What ``info`` says about a path: a staging file or a TIFF.
 
 The facts come from :meth:`StagingSnapshot.summary` (a staging unit) and
-:func:`tifwriter_cli.tiff.inspect.inspect_tiff` (a TIFF); both text
-renderings live here, so the API can offer the same report the CLI prints.
+:func:`tifwriter_cli.tiff.inspect.inspect_tiff` (a TIFF) and are returned as
+typed results, :class:`StagingInfo` and :class:`TiffInfo`, whose
+``to_dict()`` is exactly what ``tifwriter info --json`` prints (every key:
+docs/info-json.md). Both text renderings live here too, so the API can
+offer the same report the CLI prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -14,8 +18,11 @@ from .errors import EXIT_FAILURE, NotAStagingFileError
 from .tiff.readers import READER_TITLES
 
 __all__ = [
+    'StagingInfo',
+    'TiffInfo',
     'describe_path',
     'describe_staging',
+    'describe_tiff',
     'format_bytes',
     'format_staging_report',
     'format_tiff_report',
@@ -37,30 +44,188 @@ def sniff(path: str | os.PathLike) -> str:
     return 'other'
 
 
-def describe_path(path: str | os.PathLike) -> tuple[str, dict[str, Any], str, int]:
+# -- typed results: what ``info --json`` prints (docs/info-json.md) ------------
+class _Result:
+    """A dataclass ``info --json`` prints: :meth:`to_dict` is the JSON object."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+@dataclasses.dataclass(frozen=True)
+class CanvasFacts(_Result):
+    width: int
+    height: int
+    channels: int
+    dtype: str
+    tile_size: int
+    fill: float
+    merge: str
+    kind: str
+    slide_downsample: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FragmentFacts(_Result):
+    count: int
+    bytes: int
+    unpublished_temp_files: int
+    withdrawn: int
+    foreign: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundingBox(_Result):
+    x: int
+    y: int
+    x_end: int
+    y_end: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StagingInfo(_Result):
+    """``info`` on a staging unit (from :meth:`StagingSnapshot.summary`)."""
+
+    report: str  # 'staging'
+    path: str
+    format_version: int
+    created: str
+    tool: str
+    #: Micrometres per canvas pixel [x, y], or None (the same key as TiffInfo's).
+    spacing_um: list[float] | None
+    canvas: CanvasFacts
+    fragments: FragmentFacts
+    patches: int
+    uniform_patches: int
+    source_files: int
+    duplicate_source_rows_ignored: int
+    written_pixels: int
+    written_percent: float
+    bbox: BoundingBox | None
+    last_write: str | None
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> StagingInfo:
+        fields = dict(summary, report='staging')
+        fields['canvas'] = CanvasFacts(**summary['canvas'])
+        fields['fragments'] = FragmentFacts(**summary['fragments'])
+        fields['bbox'] = BoundingBox(**summary['bbox']) if summary['bbox'] else None
+        return cls(**fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class TiffLevel(_Result):
+    ifd: int | str
+    width: int
+    height: int
+    downsample: float
+    tile_width: int
+    tile_height: int
+    compression: str
+    compression_tag: int
+    new_subfile_type: int
+    tiles: int
+    zero_byte_tiles: int
+    spacing_um: list[float] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class UntiledIfd(_Result):
+    ifd: int
+    width: int
+    height: int
+    tiled: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleRange(_Result):
+    min: list[float] | None
+    max: list[float] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TileCounts(_Result):
+    referenced: int
+    stored: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ReaderVerdict(_Result):
+    ok: bool
+    reasons: list[str]
+    notes: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class TiffInfo(_Result):
+    """``info`` on a TIFF (from :func:`tifwriter_cli.tiff.inspect.inspect_tiff`)."""
+
+    report: str  # 'tiff'
+    path: str
+    format: str
+    flavor: str
+    file_bytes: int
+    levels: list[TiffLevel]
+    other_ifds: list[UntiledIfd]
+    dtype: str | None
+    channels: int
+    photometric: str
+    compression: str
+    #: Micrometres per level-0 pixel [x, y], or None (the same key as StagingInfo's).
+    spacing_um: list[float] | None
+    resolution_unit: str
+    description: str
+    provenance: dict[str, str] | None
+    sample_range: SampleRange | None
+    tiles: TileCounts
+    readers: dict[str, ReaderVerdict]
+    accepted_by: list[str]
+    ok: bool
+    reasons: list[str]
+    tifffile_warnings: list[str]
+
+    @classmethod
+    def from_inspection(cls, facts: dict[str, Any]) -> TiffInfo:
+        fields = dict(facts, report='tiff', tifffile_warnings=facts.get('tifffile_warnings', []))
+        fields['levels'] = [TiffLevel(**level) for level in facts['levels']]
+        fields['other_ifds'] = [UntiledIfd(**ifd) for ifd in facts['other_ifds']]
+        fields['sample_range'] = SampleRange(**facts['sample_range']) if facts['sample_range'] else None
+        fields['tiles'] = TileCounts(**facts['tiles'])
+        fields['readers'] = {name: ReaderVerdict(**v) for name, v in facts['readers'].items()}
+        return cls(**fields)
+
+
+# -- describing a path -------------------------------------------------------------
+def describe_path(path: str | os.PathLike) -> tuple[str, StagingInfo | TiffInfo, str, int]:
     """(kind, report, text, exit code) for a staging file or a TIFF."""
     if os.path.isdir(path):
         raise NotAStagingFileError(f'{path} is a directory, not a staging file or TIFF')
     kind = sniff(path)
     if kind == 'tiff':
-        from .tiff.inspect import inspect_tiff
-
-        report = inspect_tiff(path)
-        return kind, report, format_tiff_report(report), 0 if report['ok'] else EXIT_FAILURE
+        report = describe_tiff(path)
+        return kind, report, format_tiff_report(report), 0 if report.ok else EXIT_FAILURE
     if kind == 'other':
         raise NotAStagingFileError(f'{path} is neither a tifwriter staging file nor a TIFF')
-    report = describe_staging(path)
-    return kind, report, format_staging_report(report), 0
+    staging = describe_staging(path)
+    return kind, staging, format_staging_report(staging), 0
 
 
-def describe_staging(path: str | os.PathLike) -> dict[str, Any]:
+def describe_staging(path: str | os.PathLike) -> StagingInfo:
     from .staging import read_staging
 
     with read_staging(path) as snapshot:
-        return snapshot.summary()
+        return StagingInfo.from_summary(snapshot.summary())
 
 
-def format_staging_report(r: dict[str, Any]) -> str:
+def describe_tiff(path: str | os.PathLike) -> TiffInfo:
+    from .tiff.inspect import inspect_tiff
+
+    return TiffInfo.from_inspection(inspect_tiff(path))
+
+
+def format_staging_report(report: StagingInfo) -> str:
+    """The staging report as text for people."""
+    r = report.to_dict()
     c = r['canvas']
     spacing = (
         f"{r['spacing_um'][0]:g} x {r['spacing_um'][1]:g} um/px"
@@ -116,8 +281,9 @@ def format_staging_report(r: dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
-def format_tiff_report(r: dict[str, Any]) -> str:
-    """The report as text for people."""
+def format_tiff_report(report: TiffInfo | dict[str, Any]) -> str:
+    """The TIFF report (or :func:`~tifwriter_cli.tiff.inspect.inspect_tiff`'s facts) as text."""
+    r = report.to_dict() if isinstance(report, TiffInfo) else report
     spacing = (
         f'{r["spacing_um"][0]:.6g} x {r["spacing_um"][1]:.6g} um/px'
         if r['spacing_um']

@@ -28,7 +28,7 @@ def command(path: str, as_json: bool) -> None:
         raise StagingNotFoundError(f'{path} does not exist (a staging file is created by `tifwriter init`)')
     kind, report, text, exit_code = describe_path(path)
     if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         click.echo(text)
     if exit_code:
