@@ -9,7 +9,8 @@ import numpy
 import pytest
 
 from tifwriter_cli.preview import LABEL_PALETTE, VIRIDIS
-from tifwriter_cli.slide import canvas_from_slide, read_slide_geometry
+from tifwriter_cli.slide import canvas_from_slide
+from tifwriter_cli.slide_reader import read_slide_geometry
 
 from .test_preview import SLIDE_LEFT, as_tuple, blend, colours_in, stage, write_level_tiff
 from .test_preview import slide  # noqa: F401  (fixture)

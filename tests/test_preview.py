@@ -27,7 +27,8 @@ from tifwriter_cli.preview import (
     sampling,
     save_png,
 )
-from tifwriter_cli.slide import canvas_from_slide, read_slide_geometry
+from tifwriter_cli.slide import canvas_from_slide
+from tifwriter_cli.slide_reader import read_slide_geometry
 from tifwriter_cli.tiff import read as tiff_read
 
 from .test_slide import write_pyramid

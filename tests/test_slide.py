@@ -22,9 +22,9 @@ from tifwriter_cli.slide import (
     SlideGeometry,
     canvas_from_slide,
     canvas_to_slide,
-    read_slide_geometry,
     slide_to_canvas,
 )
+from tifwriter_cli.slide_reader import read_slide_geometry
 from tifwriter_cli.spec import CanvasSpec
 
 SLIDE_W, SLIDE_H, SLIDE_MPP = 2000, 1500, 0.25

@@ -109,9 +109,9 @@ def made_by_tifwriter(path: str | os.PathLike) -> str | None:
             fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
             return 'staging' if fmt == 'tifwriter-staging' else None
         if head[:4] in _TIFF_SIGNATURES:
-            import tifffile
+            from .tiff.read import open_tiff
 
-            with tifffile.TiffFile(path) as tif:
+            with open_tiff(path) as tif:
                 page = tif.pages.first
                 texts = (page.software or '', page.description or '')
             return 'tiff' if any(t.startswith(PROVENANCE_PREFIX) for t in texts) else None

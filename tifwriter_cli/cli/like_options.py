@@ -30,7 +30,8 @@ from typing import Any
 import click
 
 from ..errors import InvalidOptionError
-from ..slide import EDGE_CHOICES, canvas_from_slide, read_slide_geometry
+from ..slide import EDGE_CHOICES, canvas_from_slide
+from ..slide_reader import read_slide_geometry
 
 __all__ = ['like_slide_options', 'resolve_canvas_geometry', 'SPACING_HELP']
 

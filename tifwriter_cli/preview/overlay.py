@@ -80,7 +80,7 @@ def _best_level(downsamples: Any, stride: float) -> int:
 def _sample_with_openslide(
     geometry: Any, slide_x: numpy.ndarray, slide_y: numpy.ndarray, stride: float
 ) -> numpy.ndarray:
-    from ..slide import open_openslide
+    from ..slide_reader import open_openslide
 
     slide = open_openslide(geometry.path)
     if slide is None:

@@ -99,7 +99,7 @@ def render_preview(
     path = os.fspath(path)
     slide_geometry = None
     if overlay is not None:
-        from ..slide import read_slide_geometry
+        from ..slide_reader import read_slide_geometry
 
         overlay = os.fspath(overlay)
         slide_geometry = read_slide_geometry(overlay)  # fail early, before sampling

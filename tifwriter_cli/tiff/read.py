@@ -2,7 +2,7 @@
 
 Everything that reads a TIFF - ``info`` (:mod:`.inspect`), ``preview``
 (a finished TIFF, or a slide under an overlay) and ``init --like`` (a
-slide's geometry, :mod:`tifwriter_cli.slide`) - goes through here:
+slide's geometry, :mod:`tifwriter_cli.slide_reader`) - goes through here:
 
 * :func:`open_tiff` opens a file and turns tifffile's many exception types
   (raised on non-TIFF, truncated or damaged input) into one
