@@ -1,12 +1,22 @@
 """A small streaming BigTIFF writer for tiled pyramids.
 
+Why not tifffile's ``TiffWriter``: it writes one page at a time, its tiles in
+order, so a pyramid would need every lower level held in memory (or the
+canvas read once per level) until level 0 is done; and it stores every tile's
+bytes, however many are identical. This writer takes encoded tiles of any
+level in any order, so the native engine (:mod:`tifwriter_cli.engines.native`)
+writes all levels in ONE pass over the canvas, and it stores identical tiles
+once (a slide's background is one tile repeated thousands of times). The
+files are checked against tifffile, OpenSlide, ASAP's reader and the other
+readers in the tests (docs/compatibility.md).
+
 Encoded tiles are appended to the file as they come (any level, any order).
 Identical encoded tiles are stored once: a digest of the bytes maps to the
 offset of the first copy, and every later tile with the same digest points
 there (the background of a slide is mostly one tile repeated). At
 :meth:`BigTiffWriter.close` one IFD per level is written after the tile data,
 level 0 first, every lower level a top-level IFD in the same chain with
-NewSubfileType 1 (see /work/shared/COMPAT.md), and the header is patched to
+NewSubfileType 1 (see docs/compatibility.md), and the header is patched to
 point at the first IFD.
 
 With ``ImageInfo.subifds`` (the OME-TIFF flavour) the reduced levels are
