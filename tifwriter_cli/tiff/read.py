@@ -121,13 +121,14 @@ def pyramid_pages(tif: tifffile.TiffFile) -> list[tifffile.TiffPage]:
     reduced-resolution (NewSubfileType bit 0) and strictly narrower than
     the one before are taken as levels, the way OpenSlide and ASAP do.
     """
+    where = tif.filehandle.path or tif.filename  # the whole path, not just the name
     if not tif.series:
-        raise NotATiffError(f'{tif.filename} holds no image')
+        raise NotATiffError(f'{where} holds no image')
     series = tif.series[0]
     pages = [_as_page(level.pages[0]) for level in series.levels if level.pages]
     pages = [p for p in pages if p is not None]
     if not pages or not pages[0].shape:
-        raise NotATiffError(f'{tif.filename} holds no readable image')
+        raise NotATiffError(f'{where} holds no readable image')
     if len(pages) == 1:
         base = pages[0]
         for page in tif.pages[1:]:
