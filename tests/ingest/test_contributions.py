@@ -116,18 +116,81 @@ def test_mean_with_a_rewritten_file(tmp_path, make_staging, run_cli):
     numpy.testing.assert_array_equal(finalized_level0(staging, run_cli), intended)
 
 
-def test_same_file_via_both_commands_counts_once(tmp_path, make_staging, run_cli):
-    staging = make_staging(width=40, height=40, merge='mean')
+@pytest.mark.parametrize('merge', ['mean', 'max', 'min', 'overwrite'])
+@pytest.mark.parametrize('first', ['write-patch', 'ingest-npy-dir'])
+def test_same_file_via_both_commands_counts_once(tmp_path, make_staging, run_cli, merge, first):
+    """One file staged by write-patch and by ingest-npy-dir at the same place
+    is one contribution: under mean, t_8_8 is averaged in once where it
+    overlaps t_0_0 (counted twice it would weigh 2/3 there, not 1/2)."""
+    staging = make_staging(width=40, height=40, merge=merge)
     tiles = random_tiles(5, [(0, 0), (8, 8)])
     save_tiles(tmp_path / 'p', tiles, 't_{x}_{y}.npy')
-    result = run_cli('write-patch', staging, tmp_path / 'p' / 't_8_8.npy', '--x', 8, '--y', 8)
-    assert result.exit_code == 0, result.output
+    one = tmp_path / 'p' / 't_8_8.npy'
+    if first == 'write-patch':
+        result = run_cli('write-patch', staging, one, '--x', 8, '--y', 8)
+        assert result.exit_code == 0, result.output
+        ingest = run_cli('ingest-npy-dir', staging, tmp_path / 'p')
+        assert ': 1 staged, 1 already staged' in ingest.stdout
+    else:
+        ingest = run_cli('ingest-npy-dir', staging, tmp_path / 'p')
+        assert ': 2 staged, 0 already staged' in ingest.stdout
+        again = run_cli('write-patch', staging, one, '--x', 8, '--y', 8)
+        assert again.exit_code == 0 and 'already staged' in again.stdout, again.output
+    with tw.read_staging(staging) as snapshot:
+        assert len(snapshot.contributions) == 2 and file_key(one) in snapshot.contributions
+        assert len(snapshot.patches) == 2
+    intended = model([(x, y, a) for (x, y), a in tiles.items()], width=40, height=40, merge=merge)
+    if merge == 'overwrite':  # the later staging wins the overlap (an "already staged" adds nothing)
+        order = [(8, 8), (0, 0)] if first == 'write-patch' else [(0, 0), (8, 8)]
+        intended = model([(x, y, tiles[x, y]) for x, y in order], width=40, height=40)
+    numpy.testing.assert_array_equal(finalized_level0(staging, run_cli), intended)
+
+
+def test_same_file_alone_counts_once_under_mean(tmp_path, make_staging, run_cli):
+    """The single-patch case: the canvas is the patch itself, and the staging
+    holds one patch for it (a double would be invisible in the pixels here)."""
+    staging = make_staging(width=24, height=24, merge='mean', fill=0)
+    save_tiles(tmp_path / 'p', random_tiles(8, [(4, 4)]), 't_{x}_{y}.npy')
+    one = tmp_path / 'p' / 't_4_4.npy'
+    assert run_cli('write-patch', staging, one, '--x', 4, '--y', 4).exit_code == 0
+    assert ': 0 staged, 1 already staged' in run_cli('ingest-npy-dir', staging, tmp_path / 'p').stdout
+    with tw.read_staging(staging) as snapshot:
+        assert len(snapshot.patches) == 1 and list(snapshot.contributions) == [file_key(one)]
+    numpy.testing.assert_array_equal(
+        finalized_level0(staging, run_cli), model([(4, 4, numpy.load(one))], width=24, height=24, merge='mean')
+    )
+
+
+def test_same_file_slide_and_canvas_coords_at_the_same_place_counts_once(tmp_path, make_staging, run_cli):
+    """The placement is recorded in canvas pixels: write-patch --x 3 --y 2 and
+    ingest of heat_30_20.npy --coords slide at D = 10 are the same place."""
+    staging = make_staging(width=24, height=24, merge='mean', slide_downsample=10)
+    tiles = random_tiles(9, [(30, 20), (0, 0)], size=8)
+    save_tiles(tmp_path / 'p', tiles)
+    assert run_cli('write-patch', staging, tmp_path / 'p' / 'heat_30_20.npy', '--x', 3, '--y', 2).exit_code == 0
+    ingest = run_cli('ingest-npy-dir', staging, tmp_path / 'p', '--pattern', 'heat_{x}_{y}.npy', '--coords', 'slide')
+    assert ': 1 staged, 1 already staged' in ingest.stdout, ingest.output
+    intended = model([(3, 2, tiles[30, 20]), (0, 0, tiles[0, 0])], width=24, height=24, merge='mean')
+    numpy.testing.assert_array_equal(finalized_level0(staging, run_cli), intended)
+
+
+def test_same_file_rewritten_between_the_commands_replaces(tmp_path, make_staging, run_cli):
+    """A retried job rewrote the file after write-patch staged it: ingest
+    replaces the old staging; under mean only the new content counts."""
+    staging = make_staging(width=32, height=32, merge='mean')
+    old = random_tiles(10, [(0, 0), (8, 8)])
+    save_tiles(tmp_path / 'p', old, 't_{x}_{y}.npy')
+    one = tmp_path / 'p' / 't_8_8.npy'
+    assert run_cli('write-patch', staging, one, '--x', 8, '--y', 8).exit_code == 0
+    new = numpy.full((16, 16), 77, numpy.uint8)
+    numpy.save(one, new)
+    os.utime(one, ns=(os.stat(one).st_atime_ns, os.stat(one).st_mtime_ns + 10**9))
     ingest = run_cli('ingest-npy-dir', staging, tmp_path / 'p')
-    assert ': 1 staged, 1 already staged' in ingest.stdout
-    # And the other way round: write-patch after ingest says already staged.
-    again = run_cli('write-patch', staging, tmp_path / 'p' / 't_0_0.npy', '--x', 0, '--y', 0)
-    assert 'already staged' in again.stdout
-    intended = model([(x, y, a) for (x, y), a in tiles.items()], width=40, height=40, merge='mean')
+    assert ingest.exit_code == 0, ingest.output
+    assert ': 2 staged (1 replacing their earlier staging), 0 already staged' in ingest.stdout
+    with tw.read_staging(staging) as snapshot:
+        assert len(snapshot.contributions) == 2 and snapshot.duplicate_rows == 1  # the old row, withdrawn
+    intended = model([(0, 0, old[0, 0]), (8, 8, new)], width=32, height=32, merge='mean')
     numpy.testing.assert_array_equal(finalized_level0(staging, run_cli), intended)
 
 
