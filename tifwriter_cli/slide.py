@@ -37,7 +37,8 @@ import math
 import operator
 import os
 import re
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidOptionError, SlideReadError
 
@@ -625,5 +626,5 @@ def level_summary(geometry: SlideGeometry) -> Sequence[str]:
     """One 'L: WxH (downsample)' string per level, for messages."""
     return [
         f'{i}: {w}x{h} (x{d:g})'
-        for i, ((w, h), d) in enumerate(zip(geometry.level_dimensions, geometry.level_downsamples))
+        for i, ((w, h), d) in enumerate(zip(geometry.level_dimensions, geometry.level_downsamples, strict=True))
     ]

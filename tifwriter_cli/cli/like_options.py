@@ -21,7 +21,8 @@ canvas pixel size, with ``--like`` the target pixel size (exclusive with
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 

@@ -25,7 +25,8 @@ import fractions
 import hashlib
 import os
 import struct
-from typing import Any, BinaryIO, Sequence
+from collections.abc import Sequence
+from typing import Any, BinaryIO
 
 import numpy
 
@@ -150,7 +151,7 @@ class BigTiffWriter:
         """Write the IFD chain and the header's first-IFD offset."""
         if self.closed:
             return
-        for level, counts in zip(self.levels, self._counts):
+        for level, counts in zip(self.levels, self._counts, strict=True):
             missing = int((counts == 0).sum())
             if missing:
                 raise RuntimeError(f'{missing} tile(s) of level {level.index} were never written')
@@ -186,7 +187,7 @@ class BigTiffWriter:
             self.closed = True
             self._fh.close()
 
-    def __enter__(self) -> 'BigTiffWriter':
+    def __enter__(self) -> BigTiffWriter:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:

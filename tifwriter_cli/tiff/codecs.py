@@ -31,7 +31,8 @@ imagecodecs: a valid stream that decodes to the same bytes, made faster.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 

@@ -373,7 +373,7 @@ def judge(
                 )
     if first['new_subfile_type'] & 1:
         v.note(ALL, f'level 0 has NewSubfileType {first["new_subfile_type"]} (expected 0)')
-    for previous, ifd in zip(levels, levels[1:]):
+    for previous, ifd in zip(levels, levels[1:], strict=False):
         if ifd['width'] >= previous['width']:
             v.fail(
                 ('asap',),

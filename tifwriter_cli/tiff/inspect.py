@@ -31,7 +31,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import NotATiffError, one_line
 from ..report import format_bytes
@@ -146,7 +147,7 @@ def _ifd_facts(page: Any, number: int) -> dict[str, Any]:
         'tiles': int(len(counts)),
         'zero_byte_tiles': int((counts == 0).sum()),
         'data_end': int((offsets + counts).max()) if len(counts) else 0,
-        'chunks': set(zip(offsets.tolist(), counts.tolist())) - {(0, 0)},
+        'chunks': set(zip(offsets.tolist(), counts.tolist(), strict=True)) - {(0, 0)},
     }
 
 

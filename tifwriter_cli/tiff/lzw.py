@@ -460,7 +460,7 @@ def _blocks_of(key: numpy.ndarray, height: int, min_rows: int) -> list[tuple[int
     keep = (key[starts] >= 0) & (ends - starts >= min_rows)
     return [
         (int(start), int(end), int(value))
-        for start, end, value in zip(starts[keep], ends[keep], key[starts[keep]])
+        for start, end, value in zip(starts[keep], ends[keep], key[starts[keep]], strict=True)
     ]
 
 
