@@ -19,14 +19,7 @@ import tifwriter_cli as tw
 from tifwriter_cli.cli.main import cli
 
 from tests.helpers.readers import make_asap_importable
-from tests.helpers.slides import (
-    SLIDE_EDGE,
-    SLIDE_H,
-    SLIDE_LEFT,
-    SLIDE_RIGHT,
-    SLIDE_W,
-    write_pyramid,
-)
+from tests.helpers.slides import SLIDE_EDGE, SLIDE_H, SLIDE_LEFT, SLIDE_RIGHT, SLIDE_W, write_pyramid
 
 make_asap_importable()  # ASAP built in .cache/asap (see tests/helpers/readers.py)
 

@@ -13,11 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tifwriter_cli as tw
-from tifwriter_cli.errors import (
-    InvalidOptionError,
-    OutputExistsError,
-    StagingNotFoundError,
-)
+from tifwriter_cli.errors import InvalidOptionError, OutputExistsError, StagingNotFoundError
 from tifwriter_cli.finalization import finalize
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec

@@ -198,17 +198,8 @@ def _finalize_source(
     from . import __version__
     from .engines import WriteOptions
     from .tiff.codecs import COMPRESSION_TAGS, check_compression, photometric_for
-    from .tiff.compat import (
-        READER_TITLES,
-        flavor_advice,
-        plan_problems,
-        reader_problems,
-    )
-    from .tiff.metadata import (
-        default_channel_names,
-        ome_description,
-        provenance_description,
-    )
+    from .tiff.compat import READER_TITLES, flavor_advice, plan_problems, reader_problems
+    from .tiff.metadata import default_channel_names, ome_description, provenance_description
     from .tiff.plan import plan_pyramid
 
     spec: CanvasSpec = source.spec

@@ -17,11 +17,7 @@ from tifwriter_cli.finalization import finalize
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec
 
-from tests.helpers.tiff_reference import (
-    expected_levels,
-    model_pyramid,
-    read_levels_tifffile,
-)
+from tests.helpers.tiff_reference import expected_levels, model_pyramid, read_levels_tifffile
 
 
 def model_uniform(band: numpy.ndarray, tile: int) -> list[bytes | None]:

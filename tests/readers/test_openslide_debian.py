@@ -30,12 +30,7 @@ from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec
 from tifwriter_cli.tiff.inspect import inspect_tiff
 
-from tests.helpers.tiff_reference import (
-    expected_levels,
-    model_pyramid,
-    openslide_expected_rgba,
-    psnr,
-)
+from tests.helpers.tiff_reference import expected_levels, model_pyramid, openslide_expected_rgba, psnr
 
 LIBRARY = sorted(glob.glob('/usr/lib/*/libopenslide.so.0'))
 

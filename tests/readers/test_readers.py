@@ -24,12 +24,7 @@ from tifwriter_cli.spec import CanvasSpec
 from tifwriter_cli.tiff.inspect import inspect_tiff
 
 from tests.helpers import readers
-from tests.helpers.tiff_reference import (
-    expected_levels,
-    model_pyramid,
-    psnr,
-    read_levels_tifffile,
-)
+from tests.helpers.tiff_reference import expected_levels, model_pyramid, psnr, read_levels_tifffile
 
 
 def _blobs(shape: tuple[int, ...], dtype: str, values: Callable, seed: int) -> numpy.ndarray:

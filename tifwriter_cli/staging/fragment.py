@@ -44,13 +44,7 @@ from typing import Any
 
 import numpy
 
-from .h5io import (
-    GuardedFile,
-    attribute_text,
-    create_hdf5,
-    read_attribute,
-    text_attribute,
-)
+from .h5io import GuardedFile, attribute_text, create_hdf5, read_attribute, text_attribute
 from .integrity import crc32, tables_checksum
 from .layout import FORMAT_NAME, FORMAT_VERSION, FRAGMENT_VERSION
 

@@ -24,12 +24,7 @@ from typing import Any
 
 import numpy
 
-from ..errors import (
-    CorruptFragmentError,
-    NotAStagingFileError,
-    StagingChangedError,
-    one_line,
-)
+from ..errors import CorruptFragmentError, NotAStagingFileError, StagingChangedError, one_line
 from ..merge import new_accumulator
 from .canvasfile import StagingHeader, read_canvas
 from .fragment import (
