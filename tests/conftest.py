@@ -7,17 +7,16 @@ tests/helpers/ and are imported from there, never from another test module.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 import tifwriter_cli as tw
-from tifwriter_cli.cli.main import cli
 
+from tests.helpers.cli_checks import invoke_cli
 from tests.helpers.readers import make_asap_importable
 from tests.helpers.slides import SLIDE_EDGE, SLIDE_H, SLIDE_LEFT, SLIDE_RIGHT, SLIDE_W, write_pyramid
 
@@ -42,19 +41,7 @@ def make_staging(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def run_cli() -> Callable[..., Result]:
     """run_cli(*args) -> click Result, environment variables as in production."""
-    runner = CliRunner()
-
-    def invoke(*args: str | os.PathLike, input: str | None = None, env=None):
-        return runner.invoke(
-            cli,
-            [str(a) for a in args],
-            input=input,
-            env=env,
-            auto_envvar_prefix='TIFWRITER',
-            catch_exceptions=False,
-        )
-
-    return invoke
+    return invoke_cli
 
 
 @pytest.fixture

@@ -18,15 +18,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tifwriter_cli as tw
-from tifwriter_cli.cli.main import cli
 from tifwriter_cli.slide import slide_to_canvas
 
 from tests.helpers import REPO
+from tests.helpers.cli_checks import invoke_cli
 from tests.helpers.reference import ReferenceCanvas
 
 WIDTH, HEIGHT = 40, 32
@@ -77,7 +76,7 @@ def new_staging(path: Path, downsample: float) -> Path:
 
 
 def run(*args) -> None:
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    result = invoke_cli(*args)
     assert result.exit_code == 0, result.output
 
 

@@ -1,6 +1,25 @@
-"""Assertions shared by the CLI tests of init, write-patch, ingest-npy-dir and info."""
+"""Running the CLI in-process, and assertions shared by the CLI tests."""
 
 from __future__ import annotations
+
+import os
+
+from click.testing import CliRunner, Result
+
+
+def invoke_cli(*args: str | os.PathLike | int | float, input: str | None = None, env=None) -> Result:
+    """``tifwriter ARGS`` through Click's CliRunner, environment variables as in
+    production (the ``run_cli`` fixture; usable inside hypothesis tests too)."""
+    from tifwriter_cli.cli.main import cli
+
+    return CliRunner().invoke(
+        cli,
+        [str(a) for a in args],
+        input=input,
+        env=env,
+        auto_envvar_prefix='TIFWRITER',
+        catch_exceptions=False,
+    )
 
 
 def assert_clean_failure(result, exit_code: int) -> str:
