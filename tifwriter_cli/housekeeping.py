@@ -208,7 +208,7 @@ def gc(staging: str | os.PathLike, *, older_than: float = DEFAULT_GC_AGE) -> GcR
     try:
         with read_staging(staging) as snapshot:
             ignored = set(snapshot.withdrawn_fragments)
-            paths = dict(zip(snapshot.fragment_sequences, snapshot.fragment_paths))
+            paths = dict(zip(snapshot.fragment_sequences, snapshot.fragment_paths, strict=True))
     except CorruptFragmentError as exc:
         log.warning('withdrawn fragments not looked for: %s', exc)
         ignored, paths = set(), {}

@@ -45,8 +45,9 @@ import signal
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from .contribution import stage_file
 from .errors import InvalidOptionError, PatchError, SourceFileError, TifwriterError

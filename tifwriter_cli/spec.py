@@ -164,7 +164,7 @@ class CanvasSpec:
         return attrs
 
     @classmethod
-    def from_attrs(cls, attrs: Any) -> 'CanvasSpec':
+    def from_attrs(cls, attrs: Any) -> CanvasSpec:
         """Inverse of :meth:`to_attrs`; tolerant of numpy scalar types."""
         fields = {f.name for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
@@ -182,7 +182,7 @@ class CanvasSpec:
                 values[key] = None
         return cls(**values)
 
-    def replace(self, **changes: Any) -> 'CanvasSpec':
+    def replace(self, **changes: Any) -> CanvasSpec:
         return dataclasses.replace(self, **changes)
 
 

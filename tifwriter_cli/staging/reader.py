@@ -18,8 +18,9 @@ import contextlib
 import datetime
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy
 
@@ -220,7 +221,7 @@ class StagingSnapshot:
                 if record is not None:
                     self.patch_keys[offset + position] = record
             offset += int(k.sum())
-        return numpy.concatenate([t[k] for t, k in zip(tables, keep)])
+        return numpy.concatenate([t[k] for t, k in zip(tables, keep, strict=True)])
 
     def _build_grid(self) -> dict[tuple[int, int], numpy.ndarray]:
         cells: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
@@ -522,7 +523,7 @@ class StagingSnapshot:
         while self._open:
             self._close_fragment(next(iter(self._open)))
 
-    def __enter__(self) -> 'StagingSnapshot':
+    def __enter__(self) -> StagingSnapshot:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -619,7 +620,7 @@ def _union_area(p: numpy.ndarray) -> int:
     ix1 = numpy.searchsorted(xs, p['x'] + p['width'])
     iy0 = numpy.searchsorted(ys, p['y'])
     iy1 = numpy.searchsorted(ys, p['y'] + p['height'])
-    for a, b, c, d in zip(iy0, iy1, ix0, ix1):
+    for a, b, c, d in zip(iy0, iy1, ix0, ix1, strict=True):
         covered[a:b, c:d] = True
     areas = numpy.outer(numpy.diff(ys), numpy.diff(xs))
     return int(areas[covered].sum())
@@ -629,14 +630,14 @@ def _union_area_sweep(p: numpy.ndarray, ys: numpy.ndarray) -> int:
     total = 0
     x0, x1 = p['x'], p['x'] + p['width']
     y0, y1 = p['y'], p['y'] + p['height']
-    for top, bottom in zip(ys[:-1], ys[1:]):
+    for top, bottom in zip(ys[:-1], ys[1:], strict=True):
         active = (y0 <= top) & (y1 >= bottom)
         if not active.any():
             continue
         order = numpy.argsort(x0[active])
         starts, ends = x0[active][order], x1[active][order]
         length, cur_start, cur_end = 0, starts[0], ends[0]
-        for s, e in zip(starts[1:], ends[1:]):
+        for s, e in zip(starts[1:], ends[1:], strict=True):
             if s > cur_end:
                 length += cur_end - cur_start
                 cur_start, cur_end = s, e

@@ -27,10 +27,10 @@ from typing import Any
 import numpy
 
 from ..errors import CorruptFragmentError, one_line
-from .integrity import corrupt
 from ..spec import CanvasSpec
 from .canvasfile import check_format_version
 from .h5io import attribute_text, read_attribute
+from .integrity import corrupt
 from .layout import FORMAT_NAME
 
 __all__ = ['check_fragment_index', 'check_patch_dataset', 'foreign_fragment_reason']

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy
 
@@ -247,7 +247,7 @@ class StagingWriter:
             self._heartbeat.stop()
             self._heartbeat = None
 
-    def __enter__(self) -> 'StagingWriter':
+    def __enter__(self) -> StagingWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
