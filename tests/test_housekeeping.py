@@ -22,7 +22,7 @@ import numpy
 import pytest
 
 import tifwriter_cli as tw
-from tifwriter_cli.contribution import file_key
+from tifwriter_cli.ingest.contribution import file_key
 from tifwriter_cli.housekeeping import compact, gc
 
 from .cli_checks import assert_clean_failure

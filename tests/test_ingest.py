@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import tifwriter_cli as tw
 from tifwriter_cli import npyfile
-from tifwriter_cli.contribution import file_key
+from tifwriter_cli.ingest.contribution import file_key
 from tifwriter_cli.errors import InvalidOptionError, PatchError, SourceFileError
 from tifwriter_cli.ingest import (
     DEFAULT_PATTERN,

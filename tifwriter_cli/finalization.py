@@ -106,8 +106,7 @@ def finalize(
     so QuPath, Fiji, napari; ``channel_names`` go into its OME-XML).
     """
     from .engines import get_engine
-    from .tiff.codecs import COMPRESSIONS
-    from .tiff.pyramid import RESAMPLING_METHODS
+    from .vocab import COMPRESSIONS, RESAMPLINGS
 
     started = time.monotonic()
     # -- options on their own --------------------------------------------
@@ -119,9 +118,9 @@ def finalize(
             )
     if resampling is not None:
         resampling = str(resampling).lower()
-        if resampling not in RESAMPLING_METHODS:
+        if resampling not in RESAMPLINGS:
             raise InvalidOptionError(
-                f'resampling must be one of {", ".join(RESAMPLING_METHODS)}, got {resampling!r}'
+                f'resampling must be one of {", ".join(RESAMPLINGS)}, got {resampling!r}'
             )
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise InvalidOptionError(f'quality must be an integer from 1 to 100, got {quality!r}')
@@ -129,7 +128,7 @@ def finalize(
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidOptionError(f'workers must be a positive integer, got {workers!r}')
-    from .tiff.compat import FLAVORS
+    from .vocab import FLAVORS
 
     flavor = str(flavor).lower()
     if flavor not in FLAVORS:
@@ -198,8 +197,17 @@ def _finalize_source(
     from . import __version__
     from .engines import WriteOptions
     from .tiff.codecs import COMPRESSION_TAGS, check_compression, photometric_for
-    from .tiff.compat import READER_TITLES, flavor_advice, plan_problems, reader_problems
-    from .tiff.metadata import default_channel_names, ome_description, provenance_description
+    from .tiff.compat import (
+        READER_TITLES,
+        flavor_advice,
+        plan_problems,
+        reader_problems,
+    )
+    from .tiff.metadata import (
+        default_channel_names,
+        ome_description,
+        provenance_description,
+    )
     from .tiff.plan import plan_pyramid
 
     spec: CanvasSpec = source.spec

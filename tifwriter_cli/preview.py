@@ -52,6 +52,7 @@ from .errors import (
     SlideReadError,
     StagingNotFoundError,
 )
+from .vocab import KINDS
 
 __all__ = [
     'PreviewImage',
@@ -382,7 +383,7 @@ def _open_staging_source(path: str) -> _Source:
 #: key: value or JSON "key": value are all understood).
 _PROVENANCE = re.compile(
     r'["\']?\b(kind|fill|slide_downsample)["\']?\s*[=:]\s*["\']?'
-    r'(labels|probability|image|[-+0-9.eE]+|nan)',
+    rf'({"|".join(KINDS)}|[-+0-9.eE]+|nan)',
     re.IGNORECASE,
 )
 
@@ -395,7 +396,7 @@ def parse_provenance(description: str) -> dict[str, Any]:
         if key in found:
             continue
         if key == 'kind':
-            if value.lower() in ('labels', 'probability', 'image'):
+            if value.lower() in KINDS:
                 found[key] = value.lower()
             continue
         try:

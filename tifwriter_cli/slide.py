@@ -40,6 +40,7 @@ import re
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import InvalidOptionError, SlideReadError
+from .vocab import COORDS, EDGES
 
 if TYPE_CHECKING:
     from .spec import CanvasSpec
@@ -67,7 +68,7 @@ _INTEGER_SNAP = 1e-6
 #: How a canvas at downsample D meets the slide's right and bottom edges:
 #: 'drop' = floor(slide / D) (ASAP's overlay panel places it), 'cover' =
 #: ceil(slide / D) (covers the last partial block).
-EDGE_CHOICES = ('drop', 'cover')
+EDGE_CHOICES = EDGES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -521,7 +522,7 @@ _INTEGRAL_TOLERANCE = 1e-6
 
 
 #: What ``--coords`` / ``coords=`` accept: where a patch's x, y are given.
-COORDS_CHOICES = ('canvas', 'slide')
+COORDS_CHOICES = COORDS
 
 
 def canvas_position(x: int, y: int, *, coords: str, spec: CanvasSpec) -> tuple[int, int]:

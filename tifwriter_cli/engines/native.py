@@ -43,10 +43,11 @@ from typing import Any
 import numpy
 
 from ..tiff.bigtiff import BigTiffWriter, ImageInfo, tile_digest
-from ..tiff.codecs import COMPRESSIONS, tile_encoder
+from ..tiff.codecs import tile_encoder
 from ..tiff.metadata import needs_sample_stats, sample_range_hint
 from ..tiff.plan import LevelPlan
-from ..tiff.pyramid import RESAMPLING_METHODS, downsample2, halved
+from ..tiff.pyramid import downsample2, halved
+from ..vocab import COMPRESSIONS, RESAMPLINGS
 from .base import Engine, EngineResult, WriteOptions
 
 __all__ = ['NativeEngine', 'ENGINE_CLASS']
@@ -69,7 +70,7 @@ _MIXED = object()
 class NativeEngine(Engine):
     name = 'native'
     compressions = COMPRESSIONS
-    resamplings = RESAMPLING_METHODS
+    resamplings = RESAMPLINGS
 
     def write(self, source: Any, out_path: str | os.PathLike, options: WriteOptions) -> EngineResult:
         return _Pipeline(source, out_path, options).run()

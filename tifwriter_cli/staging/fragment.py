@@ -17,7 +17,7 @@ Layout of a fragment file::
     /patches/<n>      the patch's pixels (height, width, channels), blosc-lz4
                       chunks; absent for uniform patches
     /sources          one row per keyed patch (a contribution, see
-                      :mod:`tifwriter_cli.contribution`): path (the key),
+                      :mod:`tifwriter_cli.ingest.contribution`): path (the key),
                       size, mtime_ns (of the source file, -1 for API keys),
                       placement (canvas x,y and convert mode it was staged
                       with; format 2)

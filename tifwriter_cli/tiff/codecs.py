@@ -36,10 +36,10 @@ from typing import Any, Callable
 import numpy
 
 from ..errors import InvalidOptionError
+from ..vocab import COMPRESSIONS
 from .compat import MINISBLACK, RGB, YCBCR
 
 __all__ = [
-    'COMPRESSIONS',
     'COMPRESSION_TAGS',
     'TileEncoder',
     'photometric_for',
@@ -54,7 +54,6 @@ COMPRESSION_TAGS: dict[str, int] = {
     'deflate': 32946,
     'zstd': 50000,
 }
-COMPRESSIONS = tuple(COMPRESSION_TAGS)
 
 def photometric_for(channels: int, compression: str) -> tuple[int, tuple[int, ...]]:
     """(Photometric, ExtraSamples) for our files.
