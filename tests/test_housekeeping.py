@@ -93,7 +93,7 @@ COMPACTOR_SERVER = textwrap.dedent(
     """
     import os, sys
     import h5py, hdf5plugin, imagecodecs
-    import tifwriter_cli.merge, tifwriter_cli.staging.reader, tifwriter_cli.staging.fragment
+    import tifwriter_cli.staging.merge, tifwriter_cli.staging.reader, tifwriter_cli.staging.fragment
     from tifwriter_cli.housekeeping import compact
     for line in sys.stdin:
         pid = os.fork()

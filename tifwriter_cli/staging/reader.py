@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import numpy
 
 from ..errors import CorruptFragmentError, NotAStagingFileError, StagingChangedError, one_line
-from ..merge import new_accumulator
+from .merge import new_accumulator
 from .canvasfile import StagingHeader, read_canvas
 from .fragment import (
     CODEC_BLOSC_LZ4,
