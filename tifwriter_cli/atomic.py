@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from .errors import InvalidOptionError, NotOursError, OutputExistsError
 
@@ -57,10 +57,10 @@ def check_output_path(
         raise InvalidOptionError(f'{path}: the output must be a {suffix} file (name it *{suffix})')
     if path.exists() or path.is_symlink():
         if not overwrite:
-            raise OutputExistsError(f'{path} exists (use --overwrite to replace it)')
+            raise OutputExistsError(f'{path} exists (use overwrite=True to replace it)')
         if made_by_tifwriter(path) is None:
             raise NotOursError(
-                f'{path} exists and was not made by tifwriter: --overwrite only replaces '
+                f'{path} exists and was not made by tifwriter: overwrite=True only replaces '
                 "tifwriter's own outputs (a staging file, a TIFF or PNG it wrote); "
                 'move or delete it yourself'
             )
@@ -214,7 +214,7 @@ def atomic_output(
                 os.fsync(fh.fileno())
         # Checked again: another process may have created it meanwhile.
         if path.exists() and not overwrite:
-            raise OutputExistsError(f'{path} exists (use --overwrite to replace it)')
+            raise OutputExistsError(f'{path} exists (use overwrite=True to replace it)')
         os.replace(tmp, path)
         if fsync:
             fsync_directory(path.parent)

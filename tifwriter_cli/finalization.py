@@ -257,7 +257,7 @@ def _finalize_source(
         if not force:
             raise InvalidOptionError(
                 'jpeg is lossy and would invent labels at class borders; use lzw or '
-                'deflate (or --force to write it anyway)'
+                'deflate (or force=True to write it anyway)'
             )
         warn('jpeg on labels (forced): values near class borders will be wrong')
     if resampling == 'mean' and spec.kind == 'labels':
@@ -274,7 +274,7 @@ def _finalize_source(
         # OpenSlide do not read it at all, whatever the pixels.
         problems = {r: problems[r] for r in ('bioformats', 'large_image')}
         warn('OME-TIFF flavor: ASAP and OpenSlide do not read this file (ASAP refuses its OME-XML, '
-             'OpenSlide does not see its SubIFDs); --flavor wsi is for them')
+             "OpenSlide does not see its SubIFDs); flavor='wsi' is for them")
     for reader, reasons in problems.items():
         if reasons:
             warn(f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(reasons)}')

@@ -79,7 +79,9 @@ def command(
       tifwriter ingest-npy-dir mask.h5 preds/ --pattern 'tile_{x}_{y}.npy'
       tifwriter ingest-npy-dir mask.h5 preds/ --shard 3/8     # task 3 of 8
     """
-    from ..ingest import IngestTerminated, ingest_npy_dir, sigterm_event
+    from ..errors import IngestTerminated
+    from ..ingest import ingest_npy_dir
+    from ..termination import sigterm_event
 
     resolved_shard = _resolve_shard(shard)
     with sigterm_event() as terminated, _progress_bar(ctx) as progress:

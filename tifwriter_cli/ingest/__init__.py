@@ -10,7 +10,7 @@ calls) or a directory of them (:func:`ingest_npy_dir`).
 """
 
 from .contribution import FILE_KEY_PREFIX, StageOutcome, file_key, stage_file
-from .directory import IngestReport, IngestTerminated, ingest_npy_dir, sigterm_event
+from .directory import IngestReport, ingest_npy_dir
 from .patterns import DEFAULT_PATTERN, PATCH_EXTENSIONS, NamePattern, compile_pattern
 from .shards import checked_shard, in_shard, parse_shard, shard_from_environment
 
@@ -19,7 +19,6 @@ __all__ = [
     'FILE_KEY_PREFIX',
     'PATCH_EXTENSIONS',
     'IngestReport',
-    'IngestTerminated',
     'NamePattern',
     'StageOutcome',
     'checked_shard',
@@ -29,6 +28,5 @@ __all__ = [
     'ingest_npy_dir',
     'parse_shard',
     'shard_from_environment',
-    'sigterm_event',
     'stage_file',
 ]

@@ -37,18 +37,15 @@ before its data is read (see :mod:`tifwriter_cli.npyfile`). The pattern syntax i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidOptionError, PatchError, SourceFileError, TifwriterError
+from ..errors import InvalidOptionError, PatchError, SourceFileError
 from ..slide import canvas_position
 from ..vocab import CONVERT_MODES, COORDS, DEFAULT_PATTERN, ON_ERROR
 from .contribution import stage_file
@@ -58,40 +55,9 @@ from .shards import checked_shard, in_shard
 if TYPE_CHECKING:
     from ..spec import CanvasSpec
 
-__all__ = ['IngestReport', 'IngestTerminated', 'ingest_npy_dir', 'sigterm_event']
+__all__ = ['IngestReport', 'ingest_npy_dir']
 
 log = logging.getLogger(__name__)
-
-# -- termination ------------------------------------------------------------
-
-
-class IngestTerminated(TifwriterError):
-    """An ingest was stopped by SIGTERM (e.g. a SLURM time limit)."""
-
-    exit_code = 128 + signal.SIGTERM
-
-
-@contextlib.contextmanager
-def sigterm_event() -> Iterator[threading.Event]:
-    """While active, SIGTERM sets the yielded event instead of killing the process.
-
-    Pass ``stop=event.is_set`` to :func:`ingest_npy_dir`: it then ends
-    after the current file and publishes everything staged, so a job stopped
-    by its scheduler's time limit keeps its work and a re-run continues from
-    there. (SLURM waits KillWait, 30 s by default, between SIGTERM and
-    SIGKILL.) The handler only sets a flag: raising from a signal handler
-    could fire inside a garbage-collection callback and be lost.
-    """
-    event = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield event  # handlers can only be installed from the main thread
-        return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: event.set())
-    try:
-        yield event
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
 
 # -- the ingest -----------------------------------------------------------
 
@@ -190,7 +156,7 @@ def ingest_npy_dir(
     ``progress(done, total)`` is called after each file of this shard.
     ``stop()`` is asked before each file; when it returns True the run ends
     there (``report.interrupted``), publishing what was staged (see
-    :func:`sigterm_event`).
+    :func:`tifwriter_cli.termination.sigterm_event`).
     """
     from ..staging import open_staging, read_staging
 
@@ -308,8 +274,7 @@ def _matching_files(
     if unmatched and not found:
         raise InvalidOptionError(
             f'no file name in {root} matches pattern {pattern.text!r} '
-            f'({len(unmatched)} .npy/.npz file(s) do not, e.g. {unmatched[0]!r}); '
-            'see --pattern'
+            f'({len(unmatched)} .npy/.npz file(s) do not, e.g. {unmatched[0]!r})'
         )
     if unmatched:
         log.warning(

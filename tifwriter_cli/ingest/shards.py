@@ -64,12 +64,12 @@ def shard_from_environment(environ: Mapping[str, str] | None = None) -> tuple[in
         step = int(env.get(names[3]) or 1)
     except ValueError:
         values = ', '.join(f'{n}={env.get(n)!r}' for n in names if n in env)
-        raise InvalidOptionError(f'cannot read the SLURM array task from {values}; pass --shard I/N') from None
+        raise InvalidOptionError(f'cannot read the SLURM array task from {values}; pass shard=(I, N)') from None
     offset = task_id - minimum
     if step < 1 or offset < 0 or offset % step or not 0 <= offset // step < count:
         raise InvalidOptionError(
             f'cannot derive a shard from SLURM array task {task_id} (min {minimum}, step {step}, '
-            f'count {count}): use a plain range (--array=0-{count - 1}) or pass --shard I/N'
+            f'count {count}): use a plain range (--array=0-{count - 1}) or pass shard=(I, N)'
         )
     return offset // step, count
 

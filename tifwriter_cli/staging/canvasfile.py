@@ -61,7 +61,7 @@ def create_staging(
     frag_dir = fragments_dir(path)
     if not overwrite and (path.exists() or frag_dir.exists()):
         what = path if path.exists() else frag_dir
-        raise OutputExistsError(f'{what} exists (use --overwrite to replace it)')
+        raise OutputExistsError(f'{what} exists (use overwrite=True to replace it)')
     if overwrite and frag_dir.exists():
         _check_fragments_are_ours(frag_dir)
     uid = uuid.uuid4().hex
