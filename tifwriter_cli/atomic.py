@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import InvalidOptionError, NotOursError, OutputExistsError
+from .markers import FRAGMENTS_SUFFIX, STAGING_FORMAT_NAME
 
 __all__ = [
     'atomic_output',
@@ -72,7 +73,6 @@ def check_output_path(
     return path
 
 
-FRAGMENTS_SUFFIX = '.fragments'
 _HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _TIFF_SIGNATURES = (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+')
@@ -107,7 +107,7 @@ def made_by_tifwriter(path: str | os.PathLike) -> str | None:
             with h5py.File(path, 'r', locking=False) as h5:
                 fmt = h5.attrs.get('format')
             fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-            return 'staging' if fmt == 'tifwriter-staging' else None
+            return 'staging' if fmt == STAGING_FORMAT_NAME else None
         if head[:4] in _TIFF_SIGNATURES:
             import tifffile
 
