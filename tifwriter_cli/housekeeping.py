@@ -112,7 +112,7 @@ def _unstage_fragment(staging: str | os.PathLike, number: int) -> str:
 
 
 def _key_matches(key: str, pattern: str) -> bool:
-    from .contribution import FILE_KEY_PREFIX
+    from .ingest.contribution import FILE_KEY_PREFIX
 
     if fnmatch.fnmatchcase(key, pattern):
         return True

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidOptionError
+from .vocab import COORDS, EDGES
 
 if TYPE_CHECKING:
     from .spec import CanvasSpec
@@ -61,7 +62,7 @@ _INTEGER_SNAP = 1e-6
 #: How a canvas at downsample D meets the slide's right and bottom edges:
 #: 'drop' = floor(slide / D) (ASAP's overlay panel places it), 'cover' =
 #: ceil(slide / D) (covers the last partial block).
-EDGE_CHOICES = ('drop', 'cover')
+EDGE_CHOICES = EDGES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,7 +344,7 @@ _INTEGRAL_TOLERANCE = 1e-6
 
 
 #: What ``--coords`` / ``coords=`` accept: where a patch's x, y are given.
-COORDS_CHOICES = ('canvas', 'slide')
+COORDS_CHOICES = COORDS
 
 
 def canvas_position(x: int, y: int, *, coords: str, spec: CanvasSpec) -> tuple[int, int]:

@@ -13,8 +13,8 @@ import pytest
 
 import tifwriter_cli as tw
 from tifwriter_cli.cli import cmd_ingest
-from tifwriter_cli.contribution import file_key
 from tifwriter_cli.ingest import DEFAULT_PATTERN
+from tifwriter_cli.ingest.contribution import file_key
 
 from tests.helpers.cli_checks import assert_clean_failure, assert_usage_error
 from tests.helpers.reference import ReferenceCanvas
@@ -227,7 +227,7 @@ def test_array_tasks_as_concurrent_processes(tmp_path, make_staging):
 def test_sigterm_exits_143_keeping_what_was_staged(tmp_path, make_staging, run_cli, monkeypatch):
     import signal
 
-    from tifwriter_cli import ingest
+    from tifwriter_cli.ingest import directory as ingest
 
     staging = make_staging(width=60, height=60)
     make_predictions(tmp_path / 'preds', 8, width=60, height=60)

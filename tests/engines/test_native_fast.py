@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tifwriter_cli.engines import native
+from tifwriter_cli.engines import bands, native
 from tifwriter_cli.finalization import finalize
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec
@@ -57,7 +57,7 @@ def test_uniform_tiles_match_model(dtype, height, width, channels, tile, offset,
         elif kind == 2:
             area[...] = values[rng.integers(0, len(values), area.shape)]
     band = big[:, offset:]
-    got = native.uniform_tiles(band, tile)
+    got = bands.uniform_tiles(band, tile)
     assert [None if v is None else v.tobytes() for v in got] == model_uniform(band, tile)
     assert all(v is None or (v.shape == (channels,) and v.dtype == band.dtype) for v in got)
 
@@ -137,11 +137,11 @@ def test_uniform_tiles_of_a_band_of_one_value(dtype: str) -> None:
     # The one-pass check of a whole band of one value (fill, background),
     # and its fallback when one pixel somewhere differs.
     band = numpy.full((64, 160, 1), 3, dtype)
-    assert [v.tolist() for v in native.uniform_tiles(band, 32)] == [[3]] * 5
+    assert [v.tolist() for v in bands.uniform_tiles(band, 32)] == [[3]] * 5
     for y, x in [(40, 70), (63, 159), (1, 0)]:
         odd = band.copy()
         odd[y, x] = 4
-        assert [None if v is None else v.tobytes() for v in native.uniform_tiles(odd, 32)] == model_uniform(odd, 32)
+        assert [None if v is None else v.tobytes() for v in bands.uniform_tiles(odd, 32)] == model_uniform(odd, 32)
 
 
 @pytest.mark.parametrize('merge, fill', [('overwrite', 0), ('mean', 7), ('max', 3)])

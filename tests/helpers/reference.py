@@ -1,6 +1,6 @@
 """A plain numpy reference model of the staged canvas.
 
-Written independently of tifwriter_cli.merge on purpose: a whole-canvas
+Written independently of tifwriter_cli.staging.merge on purpose: a whole-canvas
 array per rule, patches pasted pixel-exactly with Python-level clipping.
 """
 

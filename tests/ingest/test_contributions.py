@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tifwriter_cli as tw
-from tifwriter_cli.contribution import file_key
+from tifwriter_cli.ingest.contribution import file_key
 from tifwriter_cli.slide import canvas_position, slide_to_canvas
 
 from tests.helpers.reference import ReferenceCanvas

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 import tifwriter_cli as tw
 from tifwriter_cli import npyfile
-from tifwriter_cli.contribution import file_key
 from tifwriter_cli.errors import InvalidOptionError, PatchError, SourceFileError
 from tifwriter_cli.ingest import (
     DEFAULT_PATTERN,
@@ -27,6 +26,7 @@ from tifwriter_cli.ingest import (
     parse_shard,
     shard_from_environment,
 )
+from tifwriter_cli.ingest.contribution import file_key
 from tifwriter_cli.slide import canvas_position
 from tifwriter_cli.spec import CanvasSpec
 
@@ -749,7 +749,7 @@ def test_processes_racing_on_the_same_directory_count_each_file_once(tmp_path, m
 def test_sigterm_ends_the_run_after_the_current_file_and_a_rerun_completes(tmp_path, make_staging):
     import signal
 
-    from tifwriter_cli.ingest import sigterm_event
+    from tifwriter_cli.termination import sigterm_event
 
     staging = make_staging(width=100, height=80, merge='mean')
     patches = random_patches(8, 10, width=100, height=80)

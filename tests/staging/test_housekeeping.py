@@ -22,8 +22,8 @@ import numpy
 import pytest
 
 import tifwriter_cli as tw
-from tifwriter_cli.contribution import file_key
 from tifwriter_cli.housekeeping import compact, gc
+from tifwriter_cli.ingest.contribution import file_key
 
 from tests.helpers import REPO
 from tests.helpers.cli_checks import assert_clean_failure
@@ -93,7 +93,7 @@ COMPACTOR_SERVER = textwrap.dedent(
     """
     import os, sys
     import h5py, hdf5plugin, imagecodecs
-    import tifwriter_cli.merge, tifwriter_cli.staging.reader, tifwriter_cli.staging.fragment
+    import tifwriter_cli.staging.merge, tifwriter_cli.staging.reader, tifwriter_cli.staging.fragment
     from tifwriter_cli.housekeeping import compact
     for line in sys.stdin:
         pid = os.fork()

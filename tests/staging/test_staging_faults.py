@@ -497,7 +497,7 @@ def test_ctrl_c_swallowed_by_a_cleanup_callback_still_ends_the_run(make_staging,
     import signal
     import weakref
 
-    from tifwriter_cli import ingest
+    from tifwriter_cli.ingest import directory as ingest
 
     staging = make_staging()
     patches = tmp_path / 'patches'

@@ -257,7 +257,7 @@ def test_mean_accumulator_widens_its_sums_after_many_patches() -> None:
     # uint8 means are summed in 32 bits with a 16-bit count while few
     # patches were added; past 65535 adds both are widened, and the result
     # is still the exact rounded mean.
-    from tifwriter_cli.merge import new_accumulator
+    from tifwriter_cli.staging.merge import new_accumulator
 
     acc = new_accumulator('mean', (2, 3, 1), numpy.dtype('uint8'), 0)
     for number in range(70000):
@@ -287,7 +287,7 @@ def test_integer_mean_accumulator_equals_exact_rounding(dtype, data) -> None:
     # Random rectangles of random values (extremes included), often enough
     # to cross the accumulator's first widening (255 adds) in some runs;
     # pixels covered once, several times and never (fill).
-    from tifwriter_cli.merge import new_accumulator
+    from tifwriter_cli.staging.merge import new_accumulator
 
     info = numpy.iinfo(dtype)
     values = st.integers(int(info.min), int(info.max))
@@ -338,7 +338,7 @@ def test_integer_mean_accumulator_equals_exact_rounding(dtype, data) -> None:
     ],
 )
 def test_integer_mean_next_to_a_tie_is_exact(dtype, high, low, high_adds, low_adds) -> None:
-    from tifwriter_cli.merge import new_accumulator
+    from tifwriter_cli.staging.merge import new_accumulator
 
     acc = new_accumulator('mean', (1, 1, 1), numpy.dtype(dtype), 0)
     for value, adds in ((high, high_adds), (low, low_adds)):

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tifwriter_cli.tiff.plan import plan_pyramid
-from tifwriter_cli.tiff.pyramid import RESAMPLING_METHODS, downsample2
+from tifwriter_cli.tiff.pyramid import downsample2
+from tifwriter_cli.vocab import RESAMPLINGS
 
 from tests.helpers.tiff_reference import expected_levels
 
@@ -71,7 +72,7 @@ def bands(dtype: str, max_value: int | None = None):
     return hnp.arrays(dtype=dtype, shape=shapes, elements=elements)
 
 
-@pytest.mark.parametrize('method', RESAMPLING_METHODS)
+@pytest.mark.parametrize('method', RESAMPLINGS)
 @pytest.mark.parametrize('dtype', ['uint8', 'uint16', 'uint32', 'float32'])
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
@@ -111,7 +112,7 @@ def test_downsample_accepts_strided_views() -> None:
     rng = numpy.random.default_rng(1)
     big = rng.integers(0, 4, (21, 33, 3)).astype(numpy.uint8)
     view = big[1:18, 2:31:2, ::2]  # odd sizes, non-contiguous
-    for method in RESAMPLING_METHODS:
+    for method in RESAMPLINGS:
         numpy.testing.assert_array_equal(
             downsample2(view, method), reference_downsample(numpy.ascontiguousarray(view), method)
         )

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tifwriter_cli.tiff import pyramid
 from tifwriter_cli.tiff.pyramid import downsample2
+from tifwriter_cli.vocab import RESAMPLINGS
 
 from tests.helpers.tiff_reference import model_downsample
 
@@ -64,7 +65,7 @@ def assert_bitwise_equal(got: numpy.ndarray, want: numpy.ndarray) -> None:
     numpy.testing.assert_array_equal(got.view(bits), want.view(bits))
 
 
-@pytest.mark.parametrize('method', pyramid.RESAMPLING_METHODS)
+@pytest.mark.parametrize('method', RESAMPLINGS)
 @pytest.mark.parametrize('dtype', DTYPES)
 @settings(max_examples=12, deadline=None)
 @given(
@@ -97,7 +98,7 @@ def test_small_chunks_and_many_mixed_words(monkeypatch, dtype: str, method: str)
     assert_bitwise_equal(downsample2(band, method), model_downsample(band, method))
 
 
-@pytest.mark.parametrize('method', pyramid.RESAMPLING_METHODS)
+@pytest.mark.parametrize('method', RESAMPLINGS)
 @pytest.mark.parametrize('dtype', DTYPES)
 def test_out_is_a_view_of_a_bigger_buffer(dtype: str, method: str) -> None:
     rng = numpy.random.default_rng(11)

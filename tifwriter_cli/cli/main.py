@@ -11,7 +11,15 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import EXIT_FAILURE, EXIT_TERMINATED, Terminated, TifwriterError, one_line
+from ..errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    TifwriterError,
+    one_line,
+)
+from ..termination import signal_handler
 from .wording import in_cli_words
 
 # Subcommand name -> module in this package defining ``command``. Loaded
@@ -66,7 +74,7 @@ class LazyGroup(click.Group):
             ctx.exit(EXIT_FAILURE)
         except KeyboardInterrupt:
             click.echo('tifwriter: interrupted', err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_INTERRUPTED)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table above: listing must not import the modules.
@@ -84,15 +92,8 @@ def _sigterm_unwinds():
     def raise_terminated(signum, frame):
         raise Terminated()
 
-    try:
-        previous = signal.signal(signal.SIGTERM, raise_terminated)
-    except ValueError:  # not the main thread (e.g. an embedding app): leave it
+    with signal_handler(signal.SIGTERM, raise_terminated):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -114,21 +115,22 @@ def _interrupts_never_swallowed():
             return
         previous_hook(report)
 
-    try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread
-        yield interrupted
-        return
-    previous_hook = sys.unraisablehook
-    sys.unraisablehook = unraisable
-    try:
-        yield interrupted
-    finally:
-        sys.unraisablehook = previous_hook
+    def python_handler_after(previous):
         # Python's own handler afterwards, not launch.py's start-up one.
         if getattr(previous, '__name__', '') == '_interrupted_while_starting':
-            previous = signal.default_int_handler
-        signal.signal(signal.SIGINT, previous)
+            return signal.default_int_handler
+        return previous
+
+    with signal_handler(signal.SIGINT, on_sigint, restore=python_handler_after) as installed:
+        if not installed:  # not the main thread
+            yield interrupted
+            return
+        previous_hook = sys.unraisablehook
+        sys.unraisablehook = unraisable
+        try:
+            yield interrupted
+        finally:
+            sys.unraisablehook = previous_hook
 
 
 class _OneLineFormatter(logging.Formatter):

@@ -24,35 +24,38 @@ from typing import Any
 
 import numpy
 
-from ..errors import CorruptFragmentError, NotAStagingFileError, StagingChangedError, one_line
-from ..merge import new_accumulator
+from ..errors import (
+    CorruptFragmentError,
+    NotAStagingFileError,
+    StagingChangedError,
+    one_line,
+)
 from .canvasfile import StagingHeader, read_canvas
 from .fragment import (
-    CODEC_BLOSC_LZ4,
-    CODEC_NONE,
+    INDEX_DTYPE,
+    chunk_locations,
+    decode_chunk,
     fragment_merge_order,
     fragment_withdraws,
 )
 from .h5io import file_identity, read_attribute
 from .integrity import check_patch, corrupt
 from .layout import fragments_dir, published_fragments, stale_temp_fragments
+from .merge import new_accumulator
 from .validate import check_patch_dataset, load_fragment_tables, missing_pixels
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
 
+#: The fragment index columns a snapshot's patch table carries (all but the
+#: fragment-local ``source`` row): the index format is defined once, in
+#: :data:`.fragment.INDEX_DTYPE`.
+INDEX_FIELDS = tuple(name for name in INDEX_DTYPE.names if name != 'source')
 #: One row per staged patch of the snapshot, in publish (= merge) order.
 PATCH_DTYPE = numpy.dtype(
     [
         ('fragment', '<i4'),
         ('number', '<i8'),  # the patch's row in its fragment's index
-        ('x', '<i8'),
-        ('y', '<i8'),
-        ('width', '<i8'),
-        ('height', '<i8'),
-        ('uniform', 'u1'),
-        ('value', '<f8'),
-        ('codec', 'u1'),
-        ('crc32', '<i8'),  # of the pixels; -1: not checksummed
+        *((name, INDEX_DTYPE[name]) for name in INDEX_FIELDS),
         # Where the patch's single chunk lies in its fragment, found when the
         # index is loaded; -1: read it through h5py (see _patch_pixels).
         ('chunk_offset', '<i8'),
@@ -171,7 +174,7 @@ class StagingSnapshot:
                     self._descriptor(number)
                 except FileNotFoundError:
                     raise _FragmentVanished(path) from None
-                chunks = _chunk_locations(h5, index, self.spec)
+                chunks = chunk_locations(h5, index, self.spec)
                 loaded.append((fragment_merge_order(h5, sequence), number, index, sources, chunks))
             finally:
                 h5.close()
@@ -185,7 +188,7 @@ class StagingSnapshot:
             table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
             table['fragment'] = number
             table['number'] = numpy.arange(len(index))
-            for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec', 'crc32'):
+            for field in INDEX_FIELDS:
                 table[field] = index[field]
             table['chunk_offset'] = chunk_offsets
             table['chunk_size'] = chunk_sizes
@@ -409,11 +412,7 @@ class StagingSnapshot:
         raw = os.pread(fd, size, int(patch['chunk_offset']))
         if len(raw) != size:
             raise ValueError(f'its chunk ends {size - len(raw)} bytes past the end of the file')
-        if patch['codec'] == CODEC_BLOSC_LZ4:
-            import imagecodecs
-
-            raw = imagecodecs.blosc_decode(raw)
-        return numpy.frombuffer(raw, dtype=self.spec.numpy_dtype).reshape(shape)
+        return decode_chunk(raw, int(patch['codec']), self.spec.numpy_dtype, shape)
 
     def _h5py_pixels(self, fragment: int, number: int, shape: tuple[int, int, int]) -> numpy.ndarray:
         import h5py
@@ -531,45 +530,6 @@ class StagingSnapshot:
 
     def __iter__(self) -> Iterator[numpy.void]:
         return iter(self.patches)
-
-
-def _chunk_locations(h5: Any, index: numpy.ndarray, spec: Any) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """(byte offset, size) of the one chunk of each patch of an open fragment
-    that a plain pread can read; -1 where the patch must go through h5py:
-    uniform, larger than one chunk, filtered other than its codec says, or
-    not the shape and type its index row says (the read then reports it)."""
-    import h5py
-
-    offsets = numpy.full(len(index), -1, dtype=numpy.int64)
-    sizes = numpy.full(len(index), -1, dtype=numpy.int64)
-    rows = numpy.flatnonzero(
-        (index['uniform'] == 0) & (index['width'] > 0) & (index['height'] > 0)
-        & numpy.isin(index['codec'], (CODEC_NONE, CODEC_BLOSC_LZ4))
-    )
-    if not len(rows):
-        return offsets, sizes
-    try:
-        group = h5py.h5g.open(h5.id, b'patches')
-    except Exception:  # noqa: BLE001  (missing: reported when a patch is read)
-        return offsets, sizes
-    dtype = spec.numpy_dtype
-    for row in rows:
-        shape = (int(index['height'][row]), int(index['width'][row]), spec.channels)
-        try:
-            dataset_id = h5py.h5d.open(group, str(int(row)).encode())
-            if dataset_id.shape != shape or dataset_id.dtype != dtype:
-                continue
-            plist = dataset_id.get_create_plist()
-            if plist.get_layout() != h5py.h5d.CHUNKED or tuple(plist.get_chunk()) != shape:
-                continue
-            if dataset_id.get_num_chunks() != 1:
-                continue
-            info = dataset_id.get_chunk_info(0)
-        except Exception:  # noqa: BLE001, S112  (damaged or missing: reported when read)
-            continue
-        if info.chunk_offset == (0, 0, 0) and info.filter_mask == 0 and info.byte_offset is not None:
-            offsets[row], sizes[row] = info.byte_offset, info.size
-    return offsets, sizes
 
 
 def _descriptor_budget(fragments: int) -> int:

@@ -98,7 +98,7 @@ class StagingWriter:
         the canvas withdraws the key's earlier patch. Without a key every
         write is a contribution of its own. ``source`` (key, size, mtime_ns
         [, placement]) is the record file stagers use (see
-        :mod:`tifwriter_cli.contribution`).
+        :mod:`tifwriter_cli.ingest.contribution`).
         """
         if self.closed:
             raise ValueError('write to a closed StagingWriter')

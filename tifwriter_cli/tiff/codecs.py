@@ -38,9 +38,9 @@ import numpy
 from tifffile import COMPRESSION, EXTRASAMPLE, PHOTOMETRIC
 
 from ..errors import InvalidOptionError
+from ..vocab import COMPRESSIONS
 
 __all__ = [
-    'COMPRESSIONS',
     'COMPRESSION_TAGS',
     'TileEncoder',
     'photometric_for',
@@ -55,7 +55,6 @@ COMPRESSION_TAGS: dict[str, int] = {
     'deflate': COMPRESSION.DEFLATE,  # 32946: ASAP refuses ADOBE_DEFLATE (8)
     'zstd': COMPRESSION.ZSTD,
 }
-COMPRESSIONS = tuple(COMPRESSION_TAGS)
 
 def photometric_for(channels: int, compression: str) -> tuple[int, tuple[int, ...]]:
     """(Photometric, ExtraSamples) for our files.

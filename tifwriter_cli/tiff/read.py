@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy
 
 from ..errors import NotATiffError, TifwriterError, one_line
+from ..vocab import KINDS
 from .metadata import parse_description
 
 if TYPE_CHECKING:
@@ -226,10 +227,9 @@ def resolution_ratio(value: Any) -> float | None:
 #: or JSON "key": value are all understood).
 _HINTS = re.compile(
     r'["\']?\b(kind|fill|slide_downsample)["\']?\s*[=:]\s*["\']?'
-    r'(labels|probability|image|[-+0-9.eE]+|nan)',
+    rf'({"|".join(KINDS)}|[-+0-9.eE]+|nan)',
     re.IGNORECASE,
 )
-_KINDS = ('labels', 'probability', 'image')
 
 
 def parse_provenance(description: str | None) -> dict[str, Any]:
@@ -248,7 +248,7 @@ def parse_provenance(description: str | None) -> dict[str, Any]:
         if key in found:
             continue
         if key == 'kind':
-            if value.lower() in _KINDS:
+            if value.lower() in KINDS:
                 found[key] = value.lower()
             continue
         try:

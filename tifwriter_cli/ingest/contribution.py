@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import SourceFileError
+from ..errors import SourceFileError
 
 __all__ = ['FILE_KEY_PREFIX', 'StageOutcome', 'file_key', 'placement_text', 'stage_file']
 
@@ -89,9 +89,9 @@ def stage_file(
     :class:`SourceFileError` / :class:`PatchError` before storing anything
     for a bad file.
     """
-    from .geometry import clip_to_canvas
-    from .npyfile import load_array
-    from .slide import canvas_position
+    from ..geometry import clip_to_canvas
+    from ..npyfile import load_array
+    from ..slide import canvas_position
 
     path = Path(path)
     key = file_key(path) if key is None else key

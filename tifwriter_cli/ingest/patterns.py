@@ -1,4 +1,6 @@
-"""File name patterns matched in time linear in the name: :func:`compile_tokens`.
+"""File name patterns of ``ingest_npy_dir``: :func:`compile_pattern` owns the
+syntax and its rules (see :mod:`tifwriter_cli.ingest.directory`), and the
+pattern is matched in time linear in the name (:func:`compile_tokens`).
 
 ``ingest-npy-dir --pattern`` used to become a Python regular expression, whose
 backtracking takes exponential time on patterns with several ``*`` (measured:
@@ -13,15 +15,32 @@ of the regular expression it replaces (the same priorities: ``*`` as short
 as possible, numbers as long as possible); ``tests/test_patterns.py``
 checks the two against each other.
 
-The token list comes from :func:`tifwriter_cli.ingest.compile_pattern`,
-which owns the pattern syntax and its rules.
+The token list comes from :func:`compile_pattern` below.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ['LinearPattern', 'compile_tokens']
+from ..errors import InvalidOptionError
+from ..vocab import DEFAULT_PATTERN
+
+__all__ = [
+    'DEFAULT_PATTERN',
+    'PATCH_EXTENSIONS',
+    'LinearPattern',
+    'NamePattern',
+    'compile_pattern',
+    'compile_tokens',
+]
+
+PATCH_EXTENSIONS = ('.npy', '.npz')
+
+_TOKEN_FIELD = 'field'
+_TOKEN_STAR = 'star'
+_TOKEN_TEXT = 'text'
 
 _DIGITS = frozenset('0123456789')
 _WORD = frozenset('0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ')
@@ -184,3 +203,71 @@ def compile_tokens(
             emit(SAVE, slot + 1)
     emit(MATCH)
     return LinearPattern(program, groups)
+
+
+@dataclasses.dataclass(frozen=True)
+class NamePattern:
+    """A compiled file name pattern (see the module docstring)."""
+
+    text: str
+    regex: Any  # a patterns.LinearPattern (fullmatch like re.Pattern's)
+    #: True when the pattern has a '/': it matches relative paths, not names.
+    matches_relpath: bool
+
+    def coordinates(self, relpath: str) -> tuple[int, int] | None:
+        """(x, y) from a '/'-separated relative path, or None if it does not match."""
+        subject = relpath if self.matches_relpath else relpath.rsplit('/', 1)[-1]
+        match = self.regex.fullmatch(subject)
+        if match is None:
+            return None
+        return int(match.group('x')), int(match.group('y'))
+
+
+def compile_pattern(pattern: str) -> NamePattern:
+    """Parse a pattern; :class:`InvalidOptionError` says what is wrong with it."""
+
+    def invalid(why: str) -> InvalidOptionError:
+        return InvalidOptionError(f'pattern {pattern!r}: {why}')
+
+    if not pattern:
+        raise invalid('is empty')
+    if pattern.endswith('/'):
+        raise invalid("must end with a file name, not '/'")
+    if pattern.startswith('/') or '\\' in pattern or '..' in pattern.split('/'):
+        raise invalid("must be relative to the directory, with '/' separators and no '..'")
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(pattern):
+        char = pattern[position]
+        if char == '{':
+            end = pattern.find('}', position)
+            if end < 0:
+                raise invalid("'{' without a closing '}'")
+            name = pattern[position + 1 : end]
+            if name not in ('x', 'y'):
+                raise invalid(f'unknown field {{{name}}} (the fields are {{x}} and {{y}})')
+            if tokens and tokens[-1][0] == _TOKEN_FIELD:
+                raise invalid(f'{{{tokens[-1][1]}}}{{{name}}}: fields must be separated by text')
+            tokens.append((_TOKEN_FIELD, name))
+            position = end + 1
+        elif char == '}':
+            raise invalid("'}' without an opening '{'")
+        elif char == '*':
+            if not tokens or tokens[-1][0] != _TOKEN_STAR:
+                tokens.append((_TOKEN_STAR, '*'))
+            position += 1
+        else:
+            if tokens and tokens[-1][0] == _TOKEN_TEXT:
+                tokens[-1] = (_TOKEN_TEXT, tokens[-1][1] + char)
+            else:
+                tokens.append((_TOKEN_TEXT, char))
+            position += 1
+    fields = [value for kind, value in tokens if kind == _TOKEN_FIELD]
+    for name in ('x', 'y'):
+        if fields.count(name) == 0:
+            raise invalid(f'needs a {{{name}}} field, e.g. tile_{{x}}_{{y}}.npy')
+        if fields.count(name) > 1:
+            raise invalid(f'{{{name}}} appears more than once')
+
+    # Matched in linear time (a regex backtracked exponentially on several '*').
+    return NamePattern(pattern, compile_tokens(tokens, extensions=PATCH_EXTENSIONS), '/' in pattern)

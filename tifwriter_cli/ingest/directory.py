@@ -24,236 +24,40 @@ Rules, chosen so that what users actually name files parses one way only:
   pattern is then surely wrong.
 
 Ingest is idempotent: every staged file is one contribution, keyed by its
-absolute real path (:mod:`tifwriter_cli.contribution`). A re-run skips files
+absolute real path (:mod:`tifwriter_cli.ingest.contribution`). A re-run skips files
 staged before with the same size, mtime and placement, so a killed or failed
 ingest is simply run again; a file that changed since, or a corrected run
 (other ``coords``, ``pattern`` or ``convert``), stages it again and replaces
 what it placed before. A file wholly outside the canvas is not recorded.
 
 Files are processed in sorted order. Every file is checked from its header
-before its data is read (see :mod:`tifwriter_cli.npyfile`).
+before its data is read (see :mod:`tifwriter_cli.npyfile`). The pattern syntax is
+:mod:`.patterns`; shards are :mod:`.shards`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
-import re
-import signal
-import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidOptionError, PatchError, SourceFileError
+from ..slide import canvas_position
+from ..vocab import CONVERT_MODES, COORDS, DEFAULT_PATTERN, ON_ERROR
 from .contribution import stage_file
-from .errors import InvalidOptionError, PatchError, SourceFileError, TifwriterError
-from .slide import COORDS_CHOICES, canvas_position
-from .spec import CanvasSpec
+from .patterns import PATCH_EXTENSIONS, NamePattern, compile_pattern
+from .shards import checked_shard, in_shard
 
-__all__ = [
-    'DEFAULT_PATTERN',
-    'ON_ERROR_CHOICES',
-    'IngestReport',
-    'IngestTerminated',
-    'NamePattern',
-    'compile_pattern',
-    'in_shard',
-    'ingest_npy_dir',
-    'parse_shard',
-    'shard_from_environment',
-    'sigterm_event',
-]
+if TYPE_CHECKING:
+    from ..spec import CanvasSpec
+
+__all__ = ['IngestReport', 'ingest_npy_dir']
 
 log = logging.getLogger(__name__)
-
-#: Matches ``12_34.npy``, ``tile_12_34.npy``, ``slideA_-512_0.npz``.
-DEFAULT_PATTERN = '*{x}_{y}.npy'
-ON_ERROR_CHOICES = ('stop', 'skip')
-PATCH_EXTENSIONS = ('.npy', '.npz')
-
-_TOKEN_FIELD = 'field'
-_TOKEN_STAR = 'star'
-_TOKEN_TEXT = 'text'
-
-
-# -- file name patterns ---------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class NamePattern:
-    """A compiled file name pattern (see the module docstring)."""
-
-    text: str
-    regex: Any  # a patterns.LinearPattern (fullmatch like re.Pattern's)
-    #: True when the pattern has a '/': it matches relative paths, not names.
-    matches_relpath: bool
-
-    def coordinates(self, relpath: str) -> tuple[int, int] | None:
-        """(x, y) from a '/'-separated relative path, or None if it does not match."""
-        subject = relpath if self.matches_relpath else relpath.rsplit('/', 1)[-1]
-        match = self.regex.fullmatch(subject)
-        if match is None:
-            return None
-        return int(match.group('x')), int(match.group('y'))
-
-
-def compile_pattern(pattern: str) -> NamePattern:
-    """Parse a pattern; :class:`InvalidOptionError` says what is wrong with it."""
-
-    def invalid(why: str) -> InvalidOptionError:
-        return InvalidOptionError(f'pattern {pattern!r}: {why}')
-
-    if not pattern:
-        raise invalid('is empty')
-    if pattern.endswith('/'):
-        raise invalid("must end with a file name, not '/'")
-    if pattern.startswith('/') or '\\' in pattern or '..' in pattern.split('/'):
-        raise invalid("must be relative to the directory, with '/' separators and no '..'")
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    while position < len(pattern):
-        char = pattern[position]
-        if char == '{':
-            end = pattern.find('}', position)
-            if end < 0:
-                raise invalid("'{' without a closing '}'")
-            name = pattern[position + 1 : end]
-            if name not in ('x', 'y'):
-                raise invalid(f'unknown field {{{name}}} (the fields are {{x}} and {{y}})')
-            if tokens and tokens[-1][0] == _TOKEN_FIELD:
-                raise invalid(f'{{{tokens[-1][1]}}}{{{name}}}: fields must be separated by text')
-            tokens.append((_TOKEN_FIELD, name))
-            position = end + 1
-        elif char == '}':
-            raise invalid("'}' without an opening '{'")
-        elif char == '*':
-            if not tokens or tokens[-1][0] != _TOKEN_STAR:
-                tokens.append((_TOKEN_STAR, '*'))
-            position += 1
-        else:
-            if tokens and tokens[-1][0] == _TOKEN_TEXT:
-                tokens[-1] = (_TOKEN_TEXT, tokens[-1][1] + char)
-            else:
-                tokens.append((_TOKEN_TEXT, char))
-            position += 1
-    fields = [value for kind, value in tokens if kind == _TOKEN_FIELD]
-    for name in ('x', 'y'):
-        if fields.count(name) == 0:
-            raise invalid(f'needs a {{{name}}} field, e.g. tile_{{x}}_{{y}}.npy')
-        if fields.count(name) > 1:
-            raise invalid(f'{{{name}}} appears more than once')
-
-    from .patterns import compile_tokens
-
-    # Matched in linear time (a regex backtracked exponentially on several '*').
-    return NamePattern(pattern, compile_tokens(tokens, extensions=PATCH_EXTENSIONS), '/' in pattern)
-
-
-# -- shards ---------------------------------------------------------------
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'I/N' -> (I, N) with 0 <= I < N."""
-    match = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', text)
-    if match is None:
-        raise InvalidOptionError(
-            f'shard must be I/N (this task\'s index from 0, and the number of tasks), got {text!r}'
-        )
-    index, count = int(match.group(1)), int(match.group(2))
-    return checked_shard((index, count))
-
-
-def checked_shard(shard: tuple[int, int]) -> tuple[int, int]:
-    try:
-        index, count = (int(v) for v in shard)
-    except (TypeError, ValueError):
-        raise InvalidOptionError(f'shard must be a pair (index, count), got {shard!r}') from None
-    if count < 1 or not 0 <= index < count:
-        raise InvalidOptionError(
-            f'shard {index}/{count}: the index must be 0 to count-1 and count at least 1'
-        )
-    return index, count
-
-
-def shard_from_environment(environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
-    """This task's shard when running as a SLURM array task, else None.
-
-    Uses SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT; the index counts from
-    SLURM_ARRAY_TASK_MIN (``--array=1-10`` gives shards 0..9) in steps of
-    SLURM_ARRAY_TASK_STEP.
-    """
-    env = os.environ if environ is None else environ
-    if 'SLURM_ARRAY_TASK_ID' not in env:
-        return None
-    if 'SLURM_ARRAY_TASK_COUNT' not in env:
-        # Staging every file in every array task would stage each file N times.
-        raise InvalidOptionError(
-            f"SLURM_ARRAY_TASK_ID={env['SLURM_ARRAY_TASK_ID']!r} is set but SLURM_ARRAY_TASK_COUNT "
-            'is not (an old SLURM?): pass shard=(I, N) for this task, or shard "all" to stage every file'
-        )
-    names = ('SLURM_ARRAY_TASK_ID', 'SLURM_ARRAY_TASK_COUNT', 'SLURM_ARRAY_TASK_MIN', 'SLURM_ARRAY_TASK_STEP')
-    try:
-        task_id, count = int(env[names[0]]), int(env[names[1]])
-        minimum = int(env.get(names[2]) or 0)
-        step = int(env.get(names[3]) or 1)
-    except ValueError:
-        values = ', '.join(f'{n}={env.get(n)!r}' for n in names if n in env)
-        raise InvalidOptionError(f'cannot read the SLURM array task from {values}; pass --shard I/N') from None
-    offset = task_id - minimum
-    if step < 1 or offset < 0 or offset % step or not 0 <= offset // step < count:
-        raise InvalidOptionError(
-            f'cannot derive a shard from SLURM array task {task_id} (min {minimum}, step {step}, '
-            f'count {count}): use a plain range (--array=0-{count - 1}) or pass --shard I/N'
-        )
-    return offset // step, count
-
-
-def in_shard(relpath: str, shard: tuple[int, int] | None) -> bool:
-    """Whether a file belongs to ``shard``: a stable hash of its relative path.
-
-    A hash, not the position in the sorted listing, so files added later do
-    not move other files between shards.
-    """
-    if shard is None:
-        return True
-    index, count = shard
-    return zlib.crc32(relpath.encode('utf-8', 'surrogateescape')) % count == index
-
-
-# -- termination ------------------------------------------------------------
-
-
-class IngestTerminated(TifwriterError):
-    """An ingest was stopped by SIGTERM (e.g. a SLURM time limit)."""
-
-    exit_code = 128 + signal.SIGTERM
-
-
-@contextlib.contextmanager
-def sigterm_event() -> Iterator[threading.Event]:
-    """While active, SIGTERM sets the yielded event instead of killing the process.
-
-    Pass ``stop=event.is_set`` to :func:`ingest_npy_dir`: it then ends
-    after the current file and publishes everything staged, so a job stopped
-    by its scheduler's time limit keeps its work and a re-run continues from
-    there. (SLURM waits KillWait, 30 s by default, between SIGTERM and
-    SIGKILL.) The handler only sets a flag: raising from a signal handler
-    could fire inside a garbage-collection callback and be lost.
-    """
-    event = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield event  # handlers can only be installed from the main thread
-        return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: event.set())
-    try:
-        yield event
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
 
 # -- the ingest -----------------------------------------------------------
 
@@ -352,19 +156,18 @@ def ingest_npy_dir(
     ``progress(done, total)`` is called after each file of this shard.
     ``stop()`` is asked before each file; when it returns True the run ends
     there (``report.interrupted``), publishing what was staged (see
-    :func:`sigterm_event`).
+    :func:`tifwriter_cli.termination.sigterm_event`).
     """
-    from .convert import CONVERT_MODES
-    from .staging import open_staging, read_staging
+    from ..staging import open_staging, read_staging
 
     started = time.monotonic()
     name_pattern = compile_pattern(pattern)
-    if on_error not in ON_ERROR_CHOICES:
-        raise InvalidOptionError(f'on_error must be one of {", ".join(ON_ERROR_CHOICES)}, got {on_error!r}')
+    if on_error not in ON_ERROR:
+        raise InvalidOptionError(f'on_error must be one of {", ".join(ON_ERROR)}, got {on_error!r}')
     if convert not in CONVERT_MODES:
         raise InvalidOptionError(f'convert must be one of {", ".join(CONVERT_MODES)}, got {convert!r}')
-    if coords not in COORDS_CHOICES:
-        raise InvalidOptionError(f'coords must be one of {", ".join(COORDS_CHOICES)}, got {coords!r}')
+    if coords not in COORDS:
+        raise InvalidOptionError(f'coords must be one of {", ".join(COORDS)}, got {coords!r}')
     if shard is not None:
         shard = checked_shard(shard)
     root = Path(directory)
@@ -425,7 +228,7 @@ def _outside_hint(
     """Why files fell outside, when their names say it: 'slide' (the names
     look like slide coordinates: use coords='slide'), 'swapped' (x and y
     look swapped in the pattern), or None."""
-    from .geometry import clip_to_canvas
+    from ..geometry import clip_to_canvas
 
     if not outside:
         return None
@@ -471,8 +274,7 @@ def _matching_files(
     if unmatched and not found:
         raise InvalidOptionError(
             f'no file name in {root} matches pattern {pattern.text!r} '
-            f'({len(unmatched)} .npy/.npz file(s) do not, e.g. {unmatched[0]!r}); '
-            'see --pattern'
+            f'({len(unmatched)} .npy/.npz file(s) do not, e.g. {unmatched[0]!r})'
         )
     if unmatched:
         log.warning(
