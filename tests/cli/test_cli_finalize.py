@@ -147,7 +147,10 @@ def test_env_var_option(tmp_path, make_staging, run_cli):
 
 
 def test_sigterm_leaves_no_output_and_exits_143(tmp_path):
-    """A scheduler's time limit (SIGTERM) mid-finalize leaves nothing at OUT."""
+    """A scheduler's time limit (SIGTERM) mid-finalize leaves nothing at OUT.
+
+    (The canvas is large enough that the signal lands mid-write even on a
+    loaded machine: one that arrives after the rename would rightly leave OUT.)"""
     import signal
     import subprocess
     import sys
@@ -156,11 +159,11 @@ def test_sigterm_leaves_no_output_and_exits_143(tmp_path):
     import tifwriter_cli as tw
 
     staging = tmp_path / 'big.h5'
-    tw.create_staging(staging, tw.CanvasSpec(width=6000, height=6000))
+    tw.create_staging(staging, tw.CanvasSpec(width=9000, height=9000))
     rng = numpy.random.default_rng(0)
     with tw.open_staging(staging) as writer:
-        for y in range(0, 6000, 1000):
-            writer.write(0, y, rng.integers(0, 4, (1000, 6000), dtype=numpy.uint8))
+        for y in range(0, 9000, 1000):
+            writer.write(0, y, rng.integers(0, 4, (1000, 9000), dtype=numpy.uint8))
     out = tmp_path / 'big.tif'
     process = subprocess.Popen(
         [sys.executable, '-m', 'tifwriter_cli', 'finalize', str(staging), str(out), '--workers', '1'],

@@ -58,7 +58,8 @@ class LazyGroup(click.Group):
             with _sigterm_unwinds(), _interrupts_never_swallowed() as interrupted:
                 result = super().invoke(ctx)
             if interrupted:
-                raise KeyboardInterrupt  # swallowed on the way: still an interrupted run
+                # Swallowed on the way: still an interrupted (or terminated) run.
+                raise Terminated() if any(isinstance(e, Terminated) for e in interrupted) else KeyboardInterrupt
             return result
         except Terminated:
             click.echo('tifwriter: terminated (SIGTERM); no output was left half-written', err=True)
@@ -103,15 +104,16 @@ def _interrupts_never_swallowed():
     (h5py's object cleanup) is only printed as "Exception ignored" and lost,
     and a run then ended with exit 0 (2 of 7 interrupted ingests). The yielded
     list is non-empty after any Ctrl-C; those unraisable reports are muted."""
-    interrupted: list[bool] = []
+    interrupted: list[KeyboardInterrupt] = []
 
     def on_sigint(signum, frame):
-        interrupted.append(True)
+        interrupted.append(KeyboardInterrupt())
         raise KeyboardInterrupt
 
     def unraisable(report):
+        # Terminated (SIGTERM) is a KeyboardInterrupt too, and keeps its exit status.
         if isinstance(report.exc_value, KeyboardInterrupt):
-            interrupted.append(True)
+            interrupted.append(report.exc_value)
             return
         previous_hook(report)
 
