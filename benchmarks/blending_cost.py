@@ -105,10 +105,10 @@ def main() -> int:
                 for _ in range(args.repeat):
                     for case in CASES:  # interleaved: a busy moment hits every case
                         times = run(case, items, args.side, dtype, work)
-                        best[case] = [min(a, b) for a, b in zip(best.get(case, [float('inf')] * 3), times)]
+                        best[case] = [min(a, b) for a, b in zip(best.get(case, [float("inf")] * 3), times, strict=True)]
             label = f'{dtype} {kind}'
             for case, times in best.items():
-                ratios = ' '.join(f'{t / m:5.2f}' for t, m in zip(times, best['mean']))
+                ratios = ' '.join(f'{t / m:5.2f}' for t, m in zip(times, best["mean"], strict=True))
                 print(f'{label:16} {case:27} {times[0]:6.2f}s {times[1]:6.2f}s {times[2]:7.2f}s   {ratios}')
             ratio = best['weighted gaussian'][2] / best['mean'][2]
             verdict = 'PASS' if ratio <= TARGET else 'FAIL'

@@ -11,15 +11,15 @@ from hypothesis import strategies as st
 from tifwriter_cli.blending import (
     WEIGHT_SCALE,
     Blend,
-    WeightedAccumulator,
     border_sides,
     crop_window,
     explicit_weights,
     weight_map,
 )
 from tifwriter_cli.errors import InvalidOptionError, PatchError
+from tifwriter_cli.staging.merge import WeightedAccumulator
 
-from .blending_model import WeightedModel, exact_weighted_mean, kept_mask
+from .helpers.blending_model import WeightedModel, exact_weighted_mean, kept_mask, seam_strength
 
 
 @pytest.mark.parametrize('blend', [Blend('gaussian'), Blend('gaussian', sigma=0.3), Blend('linear'), Blend('linear', ramp=5), Blend('flat')])
@@ -189,16 +189,8 @@ def _checkerboard_of_windows(accumulator_for, *, side: int, stride: int, canvas:
     return field
 
 
-def seam_strength(merged: numpy.ndarray, field: numpy.ndarray) -> float:
-    """Largest second difference of the error (merged - field) along rows or
-    columns: a seam (a step of height h) shows as h; a smooth change between
-    windows, however steep, as its curvature only."""
-    error = merged[..., 0].astype(numpy.float64) - field
-    return float(max(numpy.abs(numpy.diff(error, 2, axis=0)).max(), numpy.abs(numpy.diff(error, 2, axis=1)).max()))
-
-
 def test_gaussian_blended_checkerboard_of_windows_shows_no_seam() -> None:
-    from tifwriter_cli.merge import new_accumulator
+    from tifwriter_cli.staging.merge import new_accumulator
 
     bias, side, stride, canvas = 10.0, 64, 32, 256
     results = {}

@@ -52,7 +52,7 @@ _LAZY = {
     'StagingSnapshot': 'tifwriter_cli.staging',
     'ingest_npy_dir': 'tifwriter_cli.ingest',
     'finalize': 'tifwriter_cli.finalization',
-    'ingest_table': 'tifwriter_cli.tile_scores',
+    'ingest_table': 'tifwriter_cli.ingest.tile_scores',
     'stage_dask_array': 'tifwriter_cli.dask_staging',
     'Blend': 'tifwriter_cli.blending',
 }

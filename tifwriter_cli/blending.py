@@ -22,7 +22,8 @@ holds the pure parts of that, as used by the ``weighted`` merge rule
   same way; weight 0 means "does not contribute".
 * **Crop margins** (:func:`crop_window`): a window's outer M px are dropped
   on every side except those that touch or cross the canvas border.
-* **The weighted mean** (:class:`WeightedAccumulator`): per pixel
+* **The weighted mean** (:class:`tifwriter_cli.staging.merge.WeightedAccumulator`,
+  with the other merge rules): per pixel
   ``sum(w_i * v_i) / sum(w_i)`` over the covering patches; for integer
   canvases rounded to nearest, ties to even; pixels with no weight get the
   canvas fill.
@@ -34,7 +35,7 @@ in float32 while every pixel's total weight W stays <= 65535 (sums <= 255 *
 65535 < 2**24; checked before each add, widened to float64 past it): the
 float32 quotient then rounds like the exact one, since it lies at least
 1/(2W) > 2**-17 (half a float32 ulp below 256) from any tie (the argument
-of :func:`tifwriter_cli.merge._mean_stages`). Wider canvases sum in float64
+of :func:`tifwriter_cli.staging.merge._mean_stages`). Wider canvases sum in float64
 (exact for 16-bit values). Measured on a checkerboard of windows, 12 bits
 blend as smoothly as float weights (largest second difference of the
 error 0.50 against 0.47; 8 bits: 1.6; a plain mean: a seam the height of
@@ -51,6 +52,7 @@ from typing import Any
 import numpy
 
 from .errors import InvalidOptionError, PatchError
+from .vocab import BLEND_SHAPES
 
 __all__ = [
     'BLEND_SHAPES',
@@ -58,7 +60,6 @@ __all__ = [
     'WEIGHT_SCALE',
     'Blend',
     'CroppedWindow',
-    'WeightedAccumulator',
     'border_sides',
     'crop_window',
     'explicit_weights',
@@ -66,8 +67,6 @@ __all__ = [
     'window_placement',
 ]
 
-#: Weight-map shapes, as ``--blend`` takes them.
-BLEND_SHAPES = ('gaussian', 'linear', 'flat')
 #: Gaussian sigma as a fraction of the window side (nnU-Net's and MONAI's 1/8).
 DEFAULT_SIGMA = 0.125
 #: Weights are integers 0..WEIGHT_SCALE standing for 0..1 (12 bits: see above).
@@ -297,94 +296,3 @@ def crop_window(
         x + left, y + top, kept_width, kept_height,
         slice(top, top + kept_height), slice(left, left + kept_width),
     )
-
-
-#: Output elements per chunk of rows when the weighted mean becomes pixels.
-_CHUNK_ELEMENTS = 1 << 18
-#: Largest total weight of one pixel an 8-bit region holds in float32
-#: (exact; see the module docstring).
-_FLOAT32_MAX_WEIGHT = 65535
-#: Side of the cells whose weight bounds spare most adds a look at the pixels.
-_BOUND_CELL = 64
-
-
-def _cells(pixels: slice, size: int) -> slice:
-    """The bound cells a slice of pixels (of an axis of ``size``) touches."""
-    start, stop, _ = pixels.indices(size)
-    return slice(start // _BOUND_CELL, max(start, stop - 1) // _BOUND_CELL + 1)
-
-
-class WeightedAccumulator:
-    """Weighted mean of the patches added over one region (H, W, C).
-
-    ``add(rows, cols, data, weights)``: ``weights`` the integer (h, w)
-    weights 0..WEIGHT_SCALE of the added pixels (:func:`weight_map` sliced,
-    or :func:`explicit_weights`). Same interface as
-    :mod:`tifwriter_cli.merge`'s accumulators otherwise.
-    """
-
-    def __init__(self, shape: tuple[int, int, int], dtype: numpy.dtype, fill: float):
-        self.shape = shape
-        self.dtype = numpy.dtype(dtype)
-        self.fill = fill
-        small = self.dtype.kind in 'ui' and self.dtype.itemsize == 1
-        sum_type = numpy.float32 if small else numpy.float64
-        self._sum = numpy.zeros(shape, dtype=sum_type)
-        self._weight = numpy.zeros(shape[:2], dtype=sum_type)
-        # An upper bound of the total weight of the pixels of each cell of
-        # a coarse grid (the sum of the largest weights of the adds touching
-        # it): while a cell's is under the float32 limit its pixels need no
-        # look; past it, the add first looks at the pixels it changes.
-        self._cell_bound = numpy.zeros(
-            (-(-shape[0] // _BOUND_CELL), -(-shape[1] // _BOUND_CELL)), numpy.int64
-        ) if sum_type == numpy.float32 else None
-
-    def add(self, rows: slice, cols: slice, data: numpy.ndarray | float, weights: numpy.ndarray) -> None:
-        if self._sum.dtype == numpy.float32:
-            heaviest = int(weights.max()) if weights.size else 0
-            cells = self._cell_bound[_cells(rows, self.shape[0]), _cells(cols, self.shape[1])]
-            cells += heaviest
-            if cells.max(initial=0) > _FLOAT32_MAX_WEIGHT and (
-                self._weight[rows, cols].max(initial=0) + heaviest > _FLOAT32_MAX_WEIGHT
-            ):
-                self._sum = self._sum.astype(numpy.float64)
-                self._weight = self._weight.astype(numpy.float64)
-        sum_type = self._sum.dtype
-        weights = weights.astype(sum_type, copy=False)
-        target = self._sum[rows, cols]
-        products = self._products(target.shape, sum_type)
-        if self.shape[2] == 1:  # 2-D views: no broadcasting of the weights (30 % faster)
-            target, products = target[..., 0], products[..., 0]
-            data = data[..., 0] if numpy.ndim(data) else data
-        else:
-            weights = weights[..., numpy.newaxis]
-        numpy.multiply(data, weights, out=products, dtype=sum_type)
-        target += products
-        self._weight[rows, cols] += weights if self.shape[2] == 1 else weights[..., 0]
-
-    def _products(self, shape: tuple[int, ...], sum_type: numpy.dtype) -> numpy.ndarray:
-        """A reused buffer for one add's products (no allocation per add)."""
-        size = math.prod(shape)
-        buffer = getattr(self, '_buffer', None)
-        if buffer is None or buffer.dtype != sum_type or buffer.size < size:
-            buffer = self._buffer = numpy.empty(max(size, 1 << 18), sum_type)
-        return buffer[:size].reshape(shape)
-    def result(self) -> numpy.ndarray:
-        out = numpy.empty(self._sum.shape, self.dtype)
-        rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(1, out[0].size))
-        integer = self.dtype.kind != 'f'
-        for row in range(0, out.shape[0], rows_per_chunk):
-            part = slice(row, row + rows_per_chunk)
-            weight = self._weight[part, :, numpy.newaxis]
-            chunk = out[part]
-            # 0/0 where nothing weighs (NaN): replaced by the fill below.
-            with numpy.errstate(invalid='ignore', divide='ignore'):
-                mean = self._sum[part] / weight
-                if integer:
-                    # A weighted mean of in-range values is in range: no clip.
-                    numpy.rint(mean, out=mean)
-                numpy.copyto(chunk, mean, casting='unsafe')
-            unweighted = weight == 0
-            if unweighted.any():
-                chunk[numpy.broadcast_to(unweighted, chunk.shape)] = self.fill
-        return out

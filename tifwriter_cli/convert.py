@@ -24,12 +24,9 @@ import numpy
 
 from .errors import LossyConversionError, PatchError
 from .spec import CanvasSpec
+from .vocab import CONVERT_MODES, LAYOUTS
 
-__all__ = ['CONVERT_MODES', 'LAYOUTS', 'as_canvas_patch', 'channel_first_hint', 'in_hwc_layout']
-
-CONVERT_MODES = ('exact', 'scale', 'clip')
-#: Axis orders a patch may come in: (H, W, C), numpy's and ours; (C, H, W), PyTorch's.
-LAYOUTS = ('hwc', 'chw')
+__all__ = ['as_canvas_patch', 'channel_first_hint', 'in_hwc_layout']
 
 
 def channel_first_hint(shape: tuple[int, ...], channels: int) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy
 
 from .errors import EngineUnavailableError, PatchError
+from .vocab import LAYOUTS
 
 __all__ = ['DaskStagingReport', 'stage_dask_array']
 
@@ -73,8 +74,8 @@ def stage_dask_array(
 
     if not isinstance(array, da.Array):
         raise PatchError(f'stage_dask_array takes a dask array, got {type(array).__name__}')
-    if layout not in ('hwc', 'chw'):
-        raise PatchError(f"layout must be 'hwc' or 'chw', got {layout!r}")
+    if layout not in LAYOUTS:
+        raise PatchError(f'layout must be one of {", ".join(LAYOUTS)}, got {layout!r}')
     if layout == 'chw':
         if array.ndim != 3:
             raise PatchError(f"layout='chw' needs a 3-D (C, H, W) array, got shape {array.shape}")

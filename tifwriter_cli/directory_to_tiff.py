@@ -122,7 +122,7 @@ def _failures_not_logged():
     def drop_errors(record: logging.LogRecord) -> bool:
         return record.levelno < logging.ERROR
 
-    logger = logging.getLogger('tifwriter_cli.ingest')
+    logger = logging.getLogger('tifwriter_cli.ingest.directory')  # the ingest loop's
     logger.addFilter(drop_errors)
     try:
         yield

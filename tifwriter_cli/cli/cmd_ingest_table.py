@@ -1,7 +1,7 @@
 """``tifwriter ingest-table STAGING TABLE``: stage a tile-score table.
 
 One row per tile (CLAM, TransMIL, slideflow, ...): x, y and one value column
-per canvas channel; see :mod:`tifwriter_cli.tile_scores`.
+per canvas channel; see :mod:`tifwriter_cli.ingest.tile_scores`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 
 import click
 
+from ..vocab import COORDS
 from .options import convert_opt, json_opt, staging_arg
 
 
@@ -26,7 +27,7 @@ from .options import convert_opt, json_opt, staging_arg
               help='Tile side in --coords units: a tile paints P x P of them (P / D canvas px at downsample D). '
               "Default with --coords slide: the one a CLAM HDF5 records (coords' patch_size x downsample).")
 @click.option(
-    '--coords', type=click.Choice(['canvas', 'slide']), default='canvas', show_default=True,
+    '--coords', type=click.Choice(COORDS), default='canvas', show_default=True,
     help='canvas: x, y are canvas pixels; slide: slide level-0 pixels, divided by the '
     'canvas downsample (floor).',
 )
@@ -53,7 +54,7 @@ def command(ctx: click.Context, staging: str, table: str, x: str | None, y: str 
       tifwriter ingest-table heat.h5 slide7_scores.h5 --value attention_scores --patch-size 256 --coords slide
       tifwriter ingest-table heat.h5 tiles.csv --x x --y y --value tumor,stroma --patch-size 512 --coords slide
     """
-    from ..tile_scores import ingest_table
+    from ..ingest.tile_scores import ingest_table
 
     columns = [c.strip() for c in value.split(',')]
     report = ingest_table(staging, table, x=x, y=y, values=columns, patch_size=patch_size,

@@ -10,6 +10,7 @@ import logging
 
 import click
 
+from ..vocab import COORDS
 from .options import blend_options, convert_opt, layout_opt, staging_arg
 
 
@@ -22,7 +23,7 @@ from .options import blend_options, convert_opt, layout_opt, staging_arg
 @layout_opt
 @blend_options
 @click.option(
-    '--coords', type=click.Choice(['canvas', 'slide']), default='canvas', show_default=True,
+    '--coords', type=click.Choice(COORDS), default='canvas', show_default=True,
     help='canvas: X, Y are canvas pixels; slide: slide level-0 pixels, divided by the '
     'canvas downsample (floor).',
 )
@@ -46,9 +47,9 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, layout: str,
     unchanged at the same place.
     """
     from ..blending import Blend
-    from ..contribution import stage_file
     from ..errors import PatchError
     from ..geometry import clip_to_canvas
+    from ..ingest.contribution import stage_file
     from ..staging import open_staging, read_staging
 
     # The file's current record, so a retried call (a requeued job) with the

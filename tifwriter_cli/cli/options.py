@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..vocab import BLEND_SHAPES, CONVERT_MODES, LAYOUTS
+
 overwrite_opt = click.option(
     '--overwrite', is_flag=True, help='Replace the output if it exists (refused otherwise).'
 )
@@ -19,7 +21,7 @@ workers_opt = click.option(
 
 convert_opt = click.option(
     '--convert',
-    type=click.Choice(['exact', 'scale', 'clip']),
+    type=click.Choice(CONVERT_MODES),
     default='exact',
     show_default=True,
     help='exact: refuse values the canvas dtype cannot hold; scale: floats 0..1 '
@@ -28,7 +30,7 @@ convert_opt = click.option(
 
 layout_opt = click.option(
     '--layout',
-    type=click.Choice(['hwc', 'chw']),
+    type=click.Choice(LAYOUTS),
     default='hwc',
     show_default=True,
     help='Axis order of 3-D arrays: hwc (H, W, C; numpy) or chw (C, H, W; PyTorch).',
@@ -39,7 +41,7 @@ def blend_options(function):
     blend, sigma, ramp, crop_margin): the patch as a sliding window."""
     options = [
         click.option(
-            '--blend', type=click.Choice(['gaussian', 'linear', 'flat']), default=None,
+            '--blend', type=click.Choice(BLEND_SHAPES), default=None,
             help="On a --merge weighted canvas: how the window weighs its pixels (default gaussian).",
         ),
         click.option('--sigma', type=float, default=None, metavar='S',

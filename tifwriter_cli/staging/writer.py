@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy
 
@@ -27,9 +28,9 @@ from ..errors import (
 from ..geometry import clip_to_canvas
 from .canvasfile import StagingHeader, read_canvas
 from .fragment import FragmentWriter
-from .windows import window_weighting
 from .h5io import file_identity
 from .layout import fragments_dir, publish_fragment, temp_fragment_path
+from .windows import window_weighting
 
 __all__ = ['StagingWriter', 'open_staging']
 
@@ -102,7 +103,7 @@ class StagingWriter:
         the canvas withdraws the key's earlier patch. Without a key every
         write is a contribution of its own. ``source`` (key, size, mtime_ns
         [, placement]) is the record file stagers use (see
-        :mod:`tifwriter_cli.contribution`).
+        :mod:`tifwriter_cli.ingest.contribution`).
 
         ``array``: anything with ``__array__`` (a numpy array, a CPU torch
         tensor), (H, W[, C]), or (C, H, W) with ``layout='chw'``.
@@ -264,7 +265,7 @@ class StagingWriter:
             self._heartbeat.stop()
             self._heartbeat = None
 
-    def __enter__(self) -> 'StagingWriter':
+    def __enter__(self) -> StagingWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
