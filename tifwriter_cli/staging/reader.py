@@ -300,7 +300,7 @@ class StagingSnapshot:
         if first != identity:
             raise StagingChangedError(
                 f'fragment {self.fragment_paths[number]} was replaced while this snapshot of '
-                f'{self.path} was being read (init --overwrite?): stopped rather than mix in pixels of another file'
+                f'{self.path} was being read (create_staging(overwrite=True)?): stopped rather than mix in pixels of another file'
             )
 
     # -- queries ---------------------------------------------------------
