@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy
 import openslide
 import pytest
+import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tifwriter_cli as tw
 from tifwriter_cli.errors import InvalidOptionError, OutputExistsError, StagingNotFoundError
 from tifwriter_cli.finalization import finalize
-from tifwriter_cli.sources import ArraySource
+from tifwriter_cli.sources import ArraySource, CanvasSource
 from tifwriter_cli.spec import CanvasSpec
 
 from tests.helpers.tiff_reference import (
@@ -511,8 +512,55 @@ def test_asap_engine_unavailable_is_clear(tmp_path: Path, monkeypatch) -> None:
     assert not (tmp_path / 'a.tif').exists()
 
 
-def test_progress_bar_runs(tmp_path: Path, capsys) -> None:
+def test_progress_is_a_callback_rising_to_the_total(tmp_path: Path, capsys) -> None:
+    # A staging file: most segments are never written (skipped through
+    # region_is_fill), and their tiles count all the same.
     spec = CanvasSpec(width=1500, height=400, tile_size=128, kind='labels')
-    canvas = numpy.zeros(spec.shape, numpy.uint8)
-    finalize(ArraySource(spec, canvas), tmp_path / 'p.tif', progress=True)
-    assert 'tile' in capsys.readouterr().err
+    tw.create_staging(tmp_path / 's.h5', spec)
+    with tw.open_staging(tmp_path / 's.h5') as writer:
+        writer.write(700, 100, numpy.arange(200 * 300, dtype=numpy.uint8).reshape(200, 300) % 5)
+    calls: list[tuple[int, int]] = []
+    report = finalize(tmp_path / 's.h5', tmp_path / 'p.tif', progress=lambda done, total: calls.append((done, total)))
+    done = [d for d, _ in calls]
+    assert len(calls) > 1 and done == sorted(set(done)), calls  # strictly rising
+    assert {total for _, total in calls} == {report.tiles_written} and done[-1] == report.tiles_written
+    assert capsys.readouterr().err == ''  # the library draws nothing
+
+
+def test_progress_must_be_a_callback(tmp_path: Path) -> None:
+    spec = CanvasSpec(width=300, height=200, kind='labels')
+    with pytest.raises(InvalidOptionError, match='progress must be a callable'):
+        finalize(ArraySource(spec, numpy.zeros(spec.shape, numpy.uint8)), tmp_path / 'p.tif', progress=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_source_is_a_canvas_source(tmp_path: Path) -> None:
+    spec = CanvasSpec(width=300, height=200, kind='labels')
+    canvas = numpy.random.default_rng(3).integers(0, 4, spec.shape).astype(numpy.uint8)
+
+    class DuckTyped:  # .spec and .read_region, but not the interface
+        def __init__(self):
+            self.spec = spec
+
+        def read_region(self, x, y, width, height):
+            return canvas[y : y + height, x : x + width]
+
+    with pytest.raises(InvalidOptionError, match='CanvasSource'):
+        finalize(DuckTyped(), tmp_path / 'd.tif')
+    assert list(tmp_path.iterdir()) == []
+
+    class Minimal(CanvasSource):  # only what is required: the defaults do the rest
+        def __init__(self):
+            self.spec = spec
+
+        def read_region(self, x, y, width, height):
+            return ArraySource(spec, canvas).read_region(x, y, width, height)
+
+    source = Minimal()
+    assert not source.region_is_fill(0, 0, 10, 10)
+    assert (source.fragment_count, source.patch_count) == (None, None)
+    report = finalize(source, tmp_path / 'm.tif')
+    assert (report.fragments, report.patches) == (None, None)
+    numpy.testing.assert_array_equal(tifffile.imread(tmp_path / 'm.tif', key=0), canvas[:, :, 0])
+    with pytest.raises(TypeError):
+        type('NoReadRegion', (CanvasSource,), {})()  # read_region is abstract

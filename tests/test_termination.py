@@ -59,6 +59,11 @@ def test_sigterm_event_sets_instead_of_killing():
         ('deflate (or force=True to write it anyway)', 'deflate (or --force to write it anyway)'),
         ("flavor='wsi' is for them", '--flavor wsi is for them'),
         ('or pass shard=(I, N)', 'or pass --shard I/N'),
+        ('withdraw it with unstage(staging, fragment=3) and re-run',
+         'withdraw it with `tifwriter unstage STAGING --fragment 3` and re-run'),
+        ('withdraw it with unstage(staging, fragment=N) and', 'withdraw it with `tifwriter unstage STAGING --fragment N` and'),
+        ('was replaced (create_staging(overwrite=True)?) after', 'was replaced (init --overwrite?) after'),
+        ('overwrite=True would delete them', '--overwrite would delete them'),
     ],
 )
 def test_cli_renders_the_api_words_as_flags(api, cli):
@@ -73,3 +78,11 @@ def test_library_messages_name_no_flags(tmp_path):
     with pytest.raises(errors.OutputExistsError) as caught:
         tw.create_staging(staging, tw.CanvasSpec(width=8, height=8))
     assert '--' not in str(caught.value) and 'overwrite=True' in str(caught.value)
+
+
+def test_a_damaged_fragment_names_the_api_remedy_and_its_number():
+    from tifwriter_cli.staging.integrity import corrupt
+
+    error = corrupt('/x/s.h5.fragments/0000000007.h5', 'patch 2 does not match its checksum')
+    assert error.sequence == 7 and '--' not in str(error)
+    assert 'unstage(staging, fragment=7)' in str(error)

@@ -148,6 +148,9 @@ class CorruptFragmentError(NotAStagingFileError):
     """A published fragment is damaged or inconsistent (checksum
     mismatch, truncated file, index rows that do not fit its data)."""
 
+    #: The damaged fragment's sequence number, when known (what to unstage).
+    sequence: int | None = None
+
 
 class NotOursError(OutputExistsError):
     """An output path holds a file tifwriter did not make: never replaced."""

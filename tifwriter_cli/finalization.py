@@ -29,11 +29,15 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_output, check_output_path
 from .errors import InvalidOptionError
+from .sources import CanvasSource
 from .spec import CanvasSpec
+
+if TYPE_CHECKING:
+    from .engines import Engine, Progress
 
 __all__ = ['FinalizeReport', 'finalize', 'default_options']
 
@@ -81,7 +85,7 @@ def default_options(spec: CanvasSpec) -> tuple[str, str]:
 
 
 def finalize(
-    staging: str | os.PathLike | Any,
+    staging: str | os.PathLike | CanvasSource,
     out: str | os.PathLike,
     *,
     compression: str | None = None,
@@ -89,7 +93,7 @@ def finalize(
     resampling: str | None = None,
     workers: int | None = None,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: Progress | None = None,
     force: bool = False,
     engine: str = 'native',
     flavor: str = 'wsi',
@@ -97,13 +101,15 @@ def finalize(
 ) -> FinalizeReport:
     """Write the pyramidal TIFF ``out`` from a staging file (path) or a source.
 
-    ``staging`` is a staging-file path, or any object with ``.spec`` and
-    ``.read_region(x, y, width, height)`` (e.g.
-    :class:`tifwriter_cli.sources.ArraySource`). ``compression`` and
+    ``staging`` is a staging-file path or a
+    :class:`~tifwriter_cli.sources.CanvasSource` (e.g.
+    :class:`~tifwriter_cli.sources.ArraySource`). ``compression`` and
     ``resampling`` default from the canvas kind (module docstring).
     ``flavor`` is ``'wsi'`` (every level in the IFD chain: ASAP, OpenSlide,
     large_image) or ``'ome'`` (an OME-TIFF, pyramid in SubIFDs: Bio-Formats,
     so QuPath, Fiji, napari; ``channel_names`` go into its OME-XML).
+    ``progress(done, total)`` is called as tiles are written, ``done``
+    rising to ``total`` (:data:`tifwriter_cli.engines.Progress`).
     """
     from .engines import get_engine
     from .vocab import COMPRESSIONS, RESAMPLINGS
@@ -124,6 +130,8 @@ def finalize(
             )
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise InvalidOptionError(f'quality must be an integer from 1 to 100, got {quality!r}')
+    if progress is not None and not callable(progress):
+        raise InvalidOptionError(f'progress must be a callable progress(done, total) or None, got {progress!r}')
     if workers is None:
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -151,12 +159,13 @@ def finalize(
 
         staging_path = Path(staging)
         opened = source = read_staging(staging_path)
-    else:
+    elif isinstance(staging, CanvasSource):
         source = staging
-        if not hasattr(source, 'spec') or not hasattr(source, 'read_region'):
-            raise InvalidOptionError(
-                'staging must be a path or an object with .spec and .read_region()'
-            )
+    else:
+        raise InvalidOptionError(
+            'staging must be a path or a tifwriter_cli.sources.CanvasSource, '
+            f'got {type(staging).__name__}'
+        )
     try:
         return _finalize_source(
             source,
@@ -179,16 +188,16 @@ def finalize(
 
 
 def _finalize_source(
-    source: Any,
+    source: CanvasSource,
     out_path: Path,
     *,
-    engine: Any,
+    engine: Engine,
     compression: str | None,
     quality: int,
     resampling: str | None,
     workers: int,
     overwrite: bool,
-    progress: bool,
+    progress: Progress | None,
     force: bool,
     started: float,
     flavor: str = 'wsi',
@@ -274,8 +283,7 @@ def _finalize_source(
         warn(advice)
 
     # A staging snapshot says what it took; in-memory sources have no such facts.
-    fragments = len(source.fragment_paths) if hasattr(source, 'fragment_paths') else None
-    patches = len(source.patches) if hasattr(source, 'patches') else None
+    fragments, patches = source.fragment_count, source.patch_count
     if patches == 0:
         warn('nothing is staged on this canvas: the TIFF holds only the fill value '
              '(tifwriter info STAGING shows what was staged)')

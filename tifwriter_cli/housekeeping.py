@@ -288,7 +288,7 @@ def verify(staging: str | os.PathLike) -> VerifyReport:
     try:
         snapshot = read_staging(staging)
     except CorruptFragmentError as exc:
-        report.damaged.append((_sequence_of(str(exc)), str(exc)))
+        report.damaged.append((exc.sequence, str(exc)))
         report.seconds = time.monotonic() - started
         return report
     with snapshot:
@@ -311,10 +311,3 @@ def verify(staging: str | os.PathLike) -> VerifyReport:
             report.patches += 1
     report.seconds = time.monotonic() - started
     return report
-
-
-def _sequence_of(message: str) -> int | None:
-    match = re.search(r'--fragment (\d+)', message)
-    return int(match.group(1)) if match else None
-
-

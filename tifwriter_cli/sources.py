@@ -1,14 +1,17 @@
-"""Canvas sources for :func:`tifwriter_cli.finalization.finalize` besides staging files.
+"""What :func:`tifwriter_cli.finalization.finalize` and the writer engines read.
 
-Anything with a ``.spec`` (:class:`~tifwriter_cli.spec.CanvasSpec`) and a
-``.read_region(x, y, width, height)`` returning an (height, width, channels)
-array of the canvas dtype can be finalized. :class:`ArraySource` wraps an
-in-memory array (tests, benchmarks, small canvases made in one piece).
+:class:`CanvasSource` is the one interface: a :class:`~tifwriter_cli.spec.CanvasSpec`
+and ``read_region(x, y, width, height)``; the rest has a default here, so a
+source says only what it knows. The staging snapshot
+(:class:`tifwriter_cli.staging.StagingSnapshot`) is one; :class:`ArraySource`
+wraps an in-memory array (tests, benchmarks, small canvases made in one
+piece). A source that changes what another one returns (e.g. a reduction
+of its channels) subclasses it and delegates.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import abc
 
 import numpy
 
@@ -18,14 +21,40 @@ from .spec import CanvasSpec
 __all__ = ['ArraySource', 'CanvasSource']
 
 
-@runtime_checkable
-class CanvasSource(Protocol):
+class CanvasSource(abc.ABC):
+    """A canvas that can be finalized.
+
+    Subclasses set :attr:`spec` and implement :meth:`read_region`. The
+    optional capabilities below default to "unknown"; overriding them only
+    makes finalize faster or its report fuller, never different pixels.
+    """
+
+    #: The canvas: size, pixel type, channels, fill, tile size, spacing.
     spec: CanvasSpec
 
-    def read_region(self, x: int, y: int, width: int, height: int) -> numpy.ndarray: ...
+    @abc.abstractmethod
+    def read_region(self, x: int, y: int, width: int, height: int) -> numpy.ndarray:
+        """The canvas pixels of a region: shape (height, width, channels),
+        the canvas dtype. The region may reach past the canvas; pixels
+        outside it are the fill. Called from one reader thread at a time."""
+
+    def region_is_fill(self, x: int, y: int, width: int, height: int) -> bool:
+        """True only if :meth:`read_region` would return nothing but the fill
+        there (the engine then skips the read). Default: not known, False."""
+        return False
+
+    @property
+    def fragment_count(self) -> int | None:
+        """Staging fragments this source reads (None: not a staging unit)."""
+        return None
+
+    @property
+    def patch_count(self) -> int | None:
+        """Staged patches this source merges (None: not a staging unit)."""
+        return None
 
 
-class ArraySource:
+class ArraySource(CanvasSource):
     """A whole canvas held in memory as an (H, W) or (H, W, C) array.
 
     Example::

@@ -104,6 +104,20 @@ class EngineConformance:
             for page, level in zip(tif.pages, seen['levels'], strict=True):
                 numpy.testing.assert_array_equal(level[..., 0], page.asarray())
 
+    def test_progress_rises_to_the_total(self, engine: str, tmp_path: Path) -> None:
+        spec, canvas = labels_canvas()
+        calls: list[tuple[int, int]] = []
+        report = finalize(
+            ArraySource(spec, canvas), tmp_path / 'p.tif', engine=engine,
+            progress=lambda done, total: calls.append((done, total)),
+        )
+        done = [d for d, _ in calls]
+        assert len(calls) > 1 and done == sorted(set(done)), calls  # strictly rising
+        # The tiles the engine writes (asap: the level-0 tiles handed to ASAP).
+        level0_tiles = -(-spec.width // spec.tile_size) * -(-spec.height // spec.tile_size)
+        total = report.tiles_written if engine == 'native' else level0_tiles
+        assert {t for _, t in calls} == {total} and done[-1] == total
+
     def test_failure_leaves_nothing(self, engine: str, tmp_path: Path) -> None:
         spec, canvas = labels_canvas()
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import cmd_finalize, cmd_ingest, cmd_init
-from .options import show_progress
+from .progress import progress_bar
 
 #: Options taken from each command, by parameter name.
 _INIT = ('width', 'height', 'channels', 'dtype', 'spacing', 'spacing_y', 'tile_size', 'fill', 'merge',
@@ -55,16 +55,17 @@ def command(ctx: click.Context, directory: str, out: str, keep_staging: str | No
     from ..spec import CanvasSpec
 
     spec = CanvasSpec(**cmd_init.spec_fields_from_options(options))
-    report = directory_to_tiff(
-        directory, out, spec, staging=keep_staging,
-        pattern=options['pattern'], recursive=options['recursive'], convert=options['convert'],
-        coords=options['coords'], overwrite=options['overwrite'],
-        compression=options['compression'], quality=options['quality'], resampling=options['resampling'],
-        workers=options['workers'], force=options['force'], engine=options['engine'],
-        flavor=options['flavor'],
-        channel_names=options['channel_names'].split(',') if options['channel_names'] else None,
-        progress=show_progress(ctx),
-    )
+    with progress_bar(ctx, unit='tile', desc='finalize') as progress:
+        report = directory_to_tiff(
+            directory, out, spec, staging=keep_staging,
+            pattern=options['pattern'], recursive=options['recursive'], convert=options['convert'],
+            coords=options['coords'], overwrite=options['overwrite'],
+            compression=options['compression'], quality=options['quality'], resampling=options['resampling'],
+            workers=options['workers'], force=options['force'], engine=options['engine'],
+            flavor=options['flavor'],
+            channel_names=options['channel_names'].split(',') if options['channel_names'] else None,
+            progress=progress,
+        )
     click.echo(cmd_ingest.format_summary(report.ingest))
     written = report.finalize
     kept = f'; staging kept at {report.staging}' if report.staging else ''

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import overwrite_opt, show_progress, workers_opt
+from .options import overwrite_opt, workers_opt
+from .progress import progress_bar
 
 
 @click.command('demo')
@@ -22,22 +23,8 @@ def command(ctx: click.Context, directory: str, width: int, height: int, workers
     from ..demo import DEMO_CLASSES, run_demo
     from ..info import format_tiff_report
 
-    bar = None
-    if show_progress(ctx):
-        from tqdm import tqdm
-
-        bar = tqdm(desc='staging patches', unit='patch')
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-    try:
+    with progress_bar(ctx, unit='patch', desc='staging patches', leave=True) as progress:
         report = run_demo(directory, width=width, height=height, overwrite=overwrite, workers=workers, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
     click.echo(f'staged {report.patches} patches of 512 x 512 into {report.staging}')
     click.echo(format_tiff_report(report.tiff_report))
     classes = ', '.join(f'{k} = {v}' for k, v in DEMO_CLASSES.items())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..vocab import COMPRESSIONS, ENGINES, FLAVORS, RESAMPLINGS
-from .options import is_quiet, overwrite_opt, show_progress, staging_arg, workers_opt
+from .options import is_quiet, overwrite_opt, staging_arg, workers_opt
+from .progress import progress_bar
 
 # Metavars, not Choices: the library checks the value (and a Choice would
 # not let the default come from the canvas kind).
@@ -86,20 +87,21 @@ def command(
     from ..finalization import finalize
     from ..info import format_bytes
 
-    report = finalize(
-        staging,
-        out,
-        compression=compression,
-        quality=quality,
-        resampling=resampling,
-        workers=workers,
-        overwrite=overwrite,
-        progress=show_progress(ctx),
-        force=force,
-        engine=engine,
-        flavor=flavor,
-        channel_names=channel_names.split(',') if channel_names is not None else None,
-    )
+    with progress_bar(ctx, unit='tile', desc='finalize') as progress:
+        report = finalize(
+            staging,
+            out,
+            compression=compression,
+            quality=quality,
+            resampling=resampling,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+            force=force,
+            engine=engine,
+            flavor=flavor,
+            channel_names=channel_names.split(',') if channel_names is not None else None,
+        )
     # With -v the library's info line already said it.
     verbose = (ctx.find_root().obj or {}).get('verbosity', 0) >= 1
     if report.patches is not None and not is_quiet(ctx) and not verbose:

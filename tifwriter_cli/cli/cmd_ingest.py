@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from ..vocab import COORDS, DEFAULT_PATTERN, ON_ERROR
-from .options import blend_options, convert_opt, json_opt, layout_opt, show_progress, staging_arg
+from .options import blend_options, convert_opt, json_opt, layout_opt, staging_arg
+from .progress import progress_bar
 
 log = logging.getLogger('tifwriter_cli.cli.ingest')
 
@@ -92,7 +93,7 @@ def command(
     from ..termination import sigterm_event
 
     resolved_shard = _resolve_shard(shard)
-    with sigterm_event() as terminated, _progress_bar(ctx) as progress:
+    with sigterm_event() as terminated, progress_bar(ctx, unit='file') as progress:
         report = ingest_npy_dir(
             staging,
             directory,
@@ -144,30 +145,6 @@ def _resolve_shard(text: str | None) -> tuple[int, int] | None:
             'SLURM array task: staging shard %d/%d (--shard all stages every file)', *shard
         )
     return shard
-
-
-class _progress_bar:
-    """A tqdm bar on a terminal; a no-op callback elsewhere."""
-
-    def __init__(self, ctx: click.Context):
-        self._enabled = show_progress(ctx)
-        self._bar: Any = None
-
-    def __enter__(self):
-        if not self._enabled:
-            return None
-        return self._update
-
-    def _update(self, done: int, total: int) -> None:
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit='file', leave=False)
-        self._bar.update(done - self._bar.n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 #: What the library's outside_hint means, in CLI flags.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .options import staging_arg
+from .wording import in_cli_words
 
 
 @click.command('verify')
@@ -20,7 +21,7 @@ def command(ctx: click.Context, staging: str) -> None:
 
     report = verify(staging)
     for _, message in report.damaged:
-        click.echo(f'tifwriter: error: {message}', err=True)
+        click.echo(f'tifwriter: error: {in_cli_words(message)}', err=True)
     state = 'ok' if report.ok else f'{len(report.damaged)} damaged fragment(s)'
     click.echo(
         f'{staging}: {state}: {report.patches} patch(es) in {report.fragments} fragment(s), '

@@ -28,7 +28,9 @@ _PHRASES = (
     (re.compile(r'\bpattern='), '--pattern '),
     (re.compile(r'\bshard=\(I, N\)'), '--shard I/N'),
     (re.compile(r'\bshard "all"'), '--shard all'),
+    (re.compile(r'\bcreate_staging\(overwrite=True\)'), 'init --overwrite'),
     (re.compile(r'\bcreate_staging\(\)'), '`tifwriter init`'),
+    (re.compile(r'\bunstage\(staging, fragment=(\w+)\)'), r'`tifwriter unstage STAGING --fragment \1`'),
     (re.compile(r'\boverwrite=True'), '--overwrite'),
 )
 

@@ -13,9 +13,9 @@ import importlib
 
 from ..errors import EngineUnavailableError, InvalidOptionError
 from ..vocab import ENGINES
-from .base import Engine, EngineResult, WriteOptions
+from .base import Engine, EngineResult, Progress, WriteOptions
 
-__all__ = ['Engine', 'EngineResult', 'WriteOptions', 'get_engine']
+__all__ = ['Engine', 'EngineResult', 'Progress', 'WriteOptions', 'get_engine']
 
 # Each engine is the module of its name defining ``ENGINE_CLASS`` (imported on demand).
 

@@ -15,10 +15,10 @@ not installed (it is not pip-installable).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy
 
+from ..sources import CanvasSource
 from .base import Engine, EngineResult, WriteOptions
 
 __all__ = ['AsapEngine', 'ENGINE_CLASS']
@@ -44,7 +44,9 @@ class AsapEngine(Engine):
     def default_resampling(self, preferred: str) -> str:
         return 'nearest' if preferred in ('mode', 'nearest') else 'mean'
 
-    def write(self, source: Any, out_path: str | os.PathLike, options: WriteOptions) -> EngineResult:
+    def write(
+        self, source: CanvasSource, out_path: str | os.PathLike, options: WriteOptions
+    ) -> EngineResult:
         import multiresolutionimageinterface as mir
 
         spec = options.spec
@@ -96,6 +98,8 @@ class AsapEngine(Engine):
                 x = col * tile
                 data = numpy.ascontiguousarray(band[:, x : x + tile], dtype=dtype).ravel()
                 writer.writeBaseImagePartToLocation(data, x, y)
+            if options.progress is not None:
+                options.progress((row + 1) * tiles_across, tiles_down * tiles_across)
         if spec.spacing_x is not None:
             writer.setSpacing(mir.vector_double([spec.spacing_x, spec.spacing_y]))
         writer.finishImage()

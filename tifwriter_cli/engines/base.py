@@ -1,17 +1,29 @@
-"""The small interface every writer engine implements."""
+"""The small interface every writer engine implements.
+
+An engine reads a :class:`~tifwriter_cli.sources.CanvasSource` and reports
+progress to a :data:`Progress` callback; it draws nothing itself (the CLI
+turns the callback into a bar: :mod:`tifwriter_cli.cli.progress`).
+"""
 
 from __future__ import annotations
 
 import abc
 import dataclasses
 import os
+from collections.abc import Callable
 from typing import Any, ClassVar
 
+from ..sources import CanvasSource
 from ..spec import CanvasSpec
 from ..tiff.plan import LevelPlan
 from ..vocab import FLAVORS
 
-__all__ = ['Engine', 'EngineResult', 'WriteOptions']
+__all__ = ['Engine', 'EngineResult', 'Progress', 'WriteOptions']
+
+#: ``progress(done, total)``: called from the writing thread as tiles are
+#: written, ``done`` rising to ``total`` (the tiles this engine writes; the
+#: asap engine counts the level-0 tiles it hands to ASAP).
+Progress = Callable[[int, int], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +39,7 @@ class WriteOptions:
     workers: int
     description: str
     software: str
-    progress: bool = False
+    progress: Progress | None = None
     #: 'wsi' (levels in the IFD chain) or 'ome' (OME-XML, levels in SubIFDs).
     flavor: str = 'wsi'
 
@@ -66,5 +78,7 @@ class Engine(abc.ABC):
         return preferred
 
     @abc.abstractmethod
-    def write(self, source: Any, out_path: str | os.PathLike, options: WriteOptions) -> EngineResult:
+    def write(
+        self, source: CanvasSource, out_path: str | os.PathLike, options: WriteOptions
+    ) -> EngineResult:
         """Write the whole TIFF to ``out_path`` (a temp file owned by the caller)."""

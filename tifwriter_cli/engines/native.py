@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy
 
+from ..sources import CanvasSource
 from ..tiff.bigtiff import BigTiffWriter, ImageInfo, tile_digest
 from ..tiff.codecs import tile_encoder
 from ..tiff.metadata import needs_sample_stats, sample_range_hint
@@ -65,7 +66,9 @@ class NativeEngine(Engine):
     compressions = COMPRESSIONS
     resamplings = RESAMPLINGS
 
-    def write(self, source: Any, out_path: str | os.PathLike, options: WriteOptions) -> EngineResult:
+    def write(
+        self, source: CanvasSource, out_path: str | os.PathLike, options: WriteOptions
+    ) -> EngineResult:
         return _Pipeline(source, out_path, options).run()
 
 
@@ -73,7 +76,7 @@ ENGINE_CLASS = NativeEngine
 
 
 class _Pipeline:
-    def __init__(self, source: Any, out_path: str | os.PathLike, options: WriteOptions):
+    def __init__(self, source: CanvasSource, out_path: str | os.PathLike, options: WriteOptions):
         self.source = source
         self.out_path = out_path
         self.options = options
@@ -123,10 +126,6 @@ class _Pipeline:
         # queued while the next segment is read and downsampled), at least
         # four per worker.
         self.window = max(2 * segment_tiles, 4 * options.workers)
-        # A source that knows which regions were never written (a staging
-        # snapshot: its index) lets those segments skip the read; they hold
-        # the canvas fill, as read_region would return it.
-        self._region_is_fill = getattr(source, 'region_is_fill', None)
         self._fill = numpy.full((1, 1, spec.channels), spec.fill, dtype=self.dtype)[0, 0]
         self.total_tiles = sum(level.tile_count for level in self.levels)
 
@@ -150,12 +149,6 @@ class _Pipeline:
             software=options.software,
             subifds=options.flavor == 'ome',
         )
-        progress = None
-        if options.progress:
-            from tqdm import tqdm
-
-            progress = tqdm(total=self.total_tiles, unit='tile', desc='finalize', leave=False)
-        self.progress = progress
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=options.workers, thread_name_prefix='tifwriter-encode'
         )
@@ -202,8 +195,6 @@ class _Pipeline:
         finally:
             reader.shutdown(wait=True)
             pool.shutdown(wait=True)
-            if progress is not None:
-                progress.close()
         return EngineResult(
             levels=[(level.width, level.height, level.tile) for level in self.levels],
             tiles_written=writer.tiles_written,
@@ -217,8 +208,9 @@ class _Pipeline:
         level0 = self.levels[0]
         y = row * level0.tile
         height = min(level0.tile, self.spec.height - y)
-        if self._region_is_fill is not None and self._region_is_fill(x0, y, x1 - x0, height):
-            # Never written (the source's index says so): no pixels built.
+        if self.source.region_is_fill(x0, y, x1 - x0, height):
+            # Never written (a staging snapshot's index says so): no pixels
+            # built; they hold the fill, as read_region would return it.
             count = -(-(x1 - x0) // level0.tile)
             shape = (height, x1 - x0, self.spec.channels)
             return Segment(numpy.broadcast_to(self._fill, shape), [self._fill] * count, None)
@@ -421,8 +413,8 @@ class _Pipeline:
             else:
                 with self._pool_lock:
                     self._segment_pool.append(buffer)
-        if written and self.progress is not None:
-            self.progress.update(written)
+        if written and self.options.progress is not None:
+            self.options.progress(self.drained, self.total_tiles)
 
     # -- worker side -------------------------------------------------------
     def _encode_tile(

@@ -12,7 +12,7 @@ by a backtracking matcher that remembers every (instruction, position) it
 has already seen fail. Each pair is explored at most once, so a match costs
 O(len(name) x len(pattern)) steps, while the submatches are exactly those
 of the regular expression it replaces (the same priorities: ``*`` as short
-as possible, numbers as long as possible); ``tests/test_patterns.py``
+as possible, numbers as long as possible); ``tests/ingest/test_patterns.py``
 checks the two against each other.
 
 The token list comes from :func:`compile_pattern` below.

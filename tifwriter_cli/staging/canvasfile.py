@@ -108,7 +108,7 @@ def _check_fragments_are_ours(frag_dir: Path) -> None:
     if foreign:
         raise OutputExistsError(
             f'{frag_dir} holds files tifwriter did not write (e.g. {foreign[0]!r}); '
-            '--overwrite would delete them: move them away first'
+            'overwrite=True would delete them: move them away first'
         )
 
 

@@ -60,11 +60,13 @@ def corrupt(path: Path | str, what: str, sequence: int | None = None) -> Corrupt
     ``sequence`` defaults to the number in the fragment's file name."""
     if sequence is None and Path(path).stem.isdigit():
         sequence = int(Path(path).stem)
-    number = f' {sequence}' if sequence is not None else ' N'
-    return CorruptFragmentError(
+    number = sequence if sequence is not None else 'N'
+    error = CorruptFragmentError(
         f'fragment {path} is damaged: {what}; nothing was finalized from it; withdraw it with '
-        f'`tifwriter unstage STAGING --fragment{number}` and re-run the job that wrote it'
+        f'unstage(staging, fragment={number}) and re-run the job that wrote it'
     )
+    error.sequence = sequence
+    return error
 
 
 def check_tables(

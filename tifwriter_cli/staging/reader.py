@@ -30,6 +30,7 @@ from ..errors import (
     StagingChangedError,
     one_line,
 )
+from ..sources import CanvasSource
 from .canvasfile import StagingHeader, read_canvas
 from .fragment import (
     INDEX_DTYPE,
@@ -90,7 +91,7 @@ CHUNK_CACHE_BYTES = 256 * 1024
 MAX_HELD_DESCRIPTORS = 16384
 
 
-class StagingSnapshot:
+class StagingSnapshot(CanvasSource):
     """Read-only view of a staging unit as of when it was opened."""
 
     def __init__(self, path: str | os.PathLike):
@@ -317,7 +318,7 @@ class StagingSnapshot:
         if first != identity:
             raise StagingChangedError(
                 f'fragment {self.fragment_paths[number]} was replaced while this snapshot of '
-                f'{self.path} was being read (init --overwrite?): stopped rather than mix in pixels of another file'
+                f'{self.path} was being read (create_staging(overwrite=True)?): stopped rather than mix in pixels of another file'
             )
 
     # -- queries ---------------------------------------------------------
@@ -342,6 +343,14 @@ class StagingSnapshot:
             & (p['y'] + p['height'] > y)
         )
         return candidates[hit]
+
+    @property
+    def fragment_count(self) -> int:
+        return len(self.fragment_paths)
+
+    @property
+    def patch_count(self) -> int:
+        return len(self.patches)
 
     def region_is_fill(self, x: int, y: int, width: int, height: int) -> bool:
         """Whether no staged patch overlaps the region: :meth:`read_region`

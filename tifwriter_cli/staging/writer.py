@@ -238,7 +238,7 @@ class StagingWriter:
             uid = f'unreadable: {exc}'
         if uid != self.header.uid:
             raise StagingReplacedError(
-                f'{self.path} was replaced (init --overwrite?) after this writer opened it: '
+                f'{self.path} was replaced (create_staging(overwrite=True)?) after this writer opened it: '
                 'its unpublished patches belong to the old canvas and were not staged'
             )
 

@@ -1,6 +1,6 @@
 """The pyramid plan: which levels to write, and the one tile size they share.
 
-Rules (see /work/shared/COMPAT.md and :mod:`.compat`):
+Rules (see docs/compatibility.md and :mod:`.compat`):
 
 * Level k+1 is level k halved, rounding up (``ceil(n / 2)``); its pixels
   cover 2**k level-0 pixels per side, so its downsample is exactly 2**k.

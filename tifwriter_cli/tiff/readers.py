@@ -4,7 +4,7 @@ Facts, not rules: the rules that use them are in :mod:`.compat`; both are
 described in docs/compatibility.md. Sources: ASAP 2.2's TIFFImage.cpp and
 MultiResolutionImageFactory.cpp, OpenSlide's generic-tiff driver, libtiff,
 large_image 1.35, Bio-Formats 7.3, QuPath, and our own output read back
-through each reader in tests/test_readers.py.
+through each reader in tests/readers/test_readers.py.
 
 Readers judged (keys of every verdict):
 
