@@ -59,6 +59,8 @@ class FinalizeReport:
     #: What the staging snapshot held (None for in-memory sources).
     fragments: int | None = None
     patches: int | None = None
+    #: Label values the class table does not name: {value: pixels}.
+    unknown_labels: dict = dataclasses.field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -94,6 +96,10 @@ def finalize(
     engine: str = 'native',
     flavor: str = 'wsi',
     channel_names: list[str] | tuple[str, ...] | None = None,
+    argmax: bool = False,
+    threshold: float | None = None,
+    channel: int | None = None,
+    classes: Any = None,
 ) -> FinalizeReport:
     """Write the pyramidal TIFF ``out`` from a staging file (path) or a source.
 
@@ -104,6 +110,9 @@ def finalize(
     ``flavor`` is ``'wsi'`` (every level in the IFD chain: ASAP, OpenSlide,
     large_image) or ``'ome'`` (an OME-TIFF, pyramid in SubIFDs: Bio-Formats,
     so QuPath, Fiji, napari; ``channel_names`` go into its OME-XML).
+    ``argmax=True`` writes the label map of the largest channel,
+    ``threshold=T`` (``channel=C``) a 0/1 mask (:mod:`tifwriter_cli.labelmaps`);
+    ``classes`` names the labels written (replacing the canvas' table).
     """
     from .engines import get_engine
     from .tiff.codecs import COMPRESSIONS
@@ -159,6 +168,11 @@ def finalize(
                 'staging must be a path or an object with .spec and .read_region()'
             )
     try:
+        from .labelmaps import derive_source
+
+        source = derive_source(
+            source, argmax=argmax, threshold=threshold, channel=channel, classes=classes
+        )
         return _finalize_source(
             source,
             out_path,
@@ -306,9 +320,15 @@ def _finalize_source(
         progress=progress,
         flavor=flavor,
     )
+    from .labelmaps import LabelCensus, describe_unknown
+
+    census = LabelCensus(source) if LabelCensus.applies_to(source) else None
     with atomic_output(out_path, overwrite=overwrite) as tmp:
-        result = engine.write(source, tmp, options)
+        result = engine.write(census or source, tmp, options)
         file_bytes = tmp.stat().st_size
+    unknown_labels = census.unknown() if census is not None else {}
+    if unknown_labels:
+        warn(describe_unknown(unknown_labels, spec.width * spec.height))
     seconds = time.monotonic() - started
     log.debug(  # (the CLI prints its own 'wrote' line: -v must not say it twice)
         'wrote %s: %d levels, %d tiles (%d stored) in %.1f s',
@@ -332,5 +352,6 @@ def _finalize_source(
         warnings=warnings,
         fragments=fragments,
         patches=patches,
+        unknown_labels=unknown_labels,
     )
 

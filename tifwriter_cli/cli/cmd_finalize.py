@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import is_quiet, overwrite_opt, show_progress, staging_arg, workers_opt
+from .options import classes_opt, is_quiet, overwrite_opt, show_progress, staging_arg, workers_opt
 
 # Kept here (not imported from the library) so --help never imports numpy.
 COMPRESSION_CHOICES = 'none|lzw|jpeg|deflate|zstd'
@@ -60,6 +60,21 @@ RESAMPLING_CHOICES = 'nearest|mode|mean|max|min'
     default=None,
     help='With --flavor ome: the channel names written into the OME-XML (comma-separated).',
 )
+@click.option(
+    '--argmax', is_flag=True,
+    help='Write the uint8 label map of the largest channel (ties: the lowest; NaN lowest) of an '
+    'N-channel canvas, instead of the channels.',
+)
+@click.option(
+    '--threshold', type=float, default=None, metavar='T',
+    help='Write a 0/1 uint8 mask: 1 where --channel is at least T (a probability 0..1 on an '
+    'integer probability canvas, else in stored units; NaN gives 0).',
+)
+@click.option(
+    '--channel', type=int, default=None, metavar='C',
+    help='The channel --threshold reads (needed when the canvas has several).',
+)
+@classes_opt
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -74,6 +89,10 @@ def command(
     engine: str,
     flavor: str,
     channel_names: str | None,
+    argmax: bool,
+    threshold: float | None,
+    channel: int | None,
+    classes: str | None,
 ) -> None:
     """Write OUT.tif, a tiled pyramidal BigTIFF, from the staging file STAGING.
 
@@ -97,6 +116,10 @@ def command(
         engine=engine,
         flavor=flavor,
         channel_names=channel_names.split(',') if channel_names is not None else None,
+        argmax=argmax,
+        threshold=threshold,
+        channel=channel,
+        classes=classes,
     )
     # With -v the library's info line already said it.
     verbose = (ctx.find_root().obj or {}).get('verbosity', 0) >= 1

@@ -25,6 +25,12 @@ _PHRASES = (
     (re.compile(r'\bshard "all"'), '--shard all'),
     (re.compile(r'\bcreate_staging\(\)'), '`tifwriter init`'),
     (re.compile(r'\boverwrite=True'), '--overwrite'),
+    (re.compile(r'\bargmax=True'), '--argmax'),
+    (re.compile(r'\bthreshold=(?![\w.-])'), '--threshold'),
+    (re.compile(r'\bchannel=(?![\w.-])'), '--channel'),
+    (re.compile(r'\bclasses=(?![\w.-])'), '--classes'),
+    (re.compile(r'\bmin_area=(?![\w.-])'), '--min-area'),
+    (re.compile(r'\btolerance=(?![\w.-])'), '--tolerance'),
 )
 
 
