@@ -30,6 +30,7 @@ __all__ = [
     'SlideReadError',
     'CorruptFragmentError',
     'NotOursError',
+    'MissingExtraError',
 ]
 
 def one_line(message: object) -> str:
@@ -140,3 +141,8 @@ class CorruptFragmentError(NotAStagingFileError):
 
 class NotOursError(OutputExistsError):
     """An output path holds a file tifwriter did not make: never replaced."""
+
+
+class MissingExtraError(TifwriterError, ImportError):
+    """A feature needs an optional extra that is not installed (the message
+    names the ``pip install`` that adds it)."""

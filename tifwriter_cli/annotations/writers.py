@@ -1,0 +1,123 @@
+"""Annotation files, written as polygons arrive: QuPath GeoJSON and ASAP XML.
+
+**GeoJSON** (QuPath 0.3 and later import it by drag and drop, or File >
+Import objects): one FeatureCollection; each region one Feature with a
+``Polygon`` (exterior first, then its holes; rings closed), a UUID ``id``,
+and ``properties`` ``{"objectType": "annotation" | "detection",
+"classification": {"name": NAME, "color": [r, g, b]}, "isLocked": false}``
+- the members QuPath itself writes and reads. Coordinates are pixels of
+the image the file is dropped on, origin at its top-left corner, y down.
+The collection also carries ``"generator": "tifwriter ..."`` (GeoJSON
+allows such foreign members; tifwriter's ``--overwrite`` checks it).
+
+**ASAP XML** (File > Load annotations): ``<ASAP_Annotations>`` with one
+``Type="Polygon"`` Annotation per region in the Group of its class, and
+one group per class (``Color`` from the class table). ASAP polygons have
+no holes: each hole is written as a polygon of the group ``"NAME hole"``.
+ASAP's AnnotationToMask gives the mask back with label map {NAME: value,
+"NAME hole": 0} drawn class first, holes after (the order the CAMELYON16
+files use for their exclusion group).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, TextIO
+from xml.sax.saxutils import quoteattr
+
+__all__ = ['GeoJsonWriter', 'AsapXmlWriter', 'hole_group', 'writer_for']
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else format(float(value), '.10g')
+
+
+def _ring(coords: Any) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in coords]
+
+
+class GeoJsonWriter:
+    """Streams a QuPath-importable FeatureCollection to ``handle``."""
+
+    def __init__(self, handle: TextIO, *, generator: str, object_type: str = 'annotation'):
+        self.handle = handle
+        self.object_type = object_type
+        self.count = 0
+        handle.write('{"type": "FeatureCollection", "generator": %s, "features": [' % json.dumps(generator))
+
+    def add(self, polygon: Any, *, name: str, colour: tuple[int, int, int], value: Any) -> None:
+        rings = [polygon.exterior.coords, *(hole.coords for hole in polygon.interiors)]
+        coordinates = ', '.join(
+            '[' + ', '.join(f'[{_number(x)}, {_number(y)}]' for x, y in _ring(ring)) + ']'
+            for ring in rings
+        )
+        properties = {
+            'objectType': self.object_type,
+            'classification': {'name': name, 'color': list(colour)},
+            'isLocked': False,
+        }
+        self.handle.write(
+            (',\n' if self.count else '\n')
+            + '{"type": "Feature", "id": "%s", "geometry": {"type": "Polygon", "coordinates": [%s]}, '
+            '"properties": %s}' % (uuid.uuid4(), coordinates, json.dumps(properties))
+        )
+        self.count += 1
+
+    def close(self) -> None:
+        self.handle.write('\n]}\n')
+
+
+class AsapXmlWriter:
+    """Streams ASAP's annotation XML to ``handle`` (groups at the end)."""
+
+    def __init__(self, handle: TextIO, *, generator: str, object_type: str = 'annotation'):
+        self.handle = handle
+        self.count = 0
+        self._groups: dict[str, tuple[int, int, int]] = {}
+        handle.write('<?xml version="1.0"?>\n')
+        handle.write(f'<!-- {generator.replace("--", "- -")} -->\n')
+        handle.write('<ASAP_Annotations>\n\t<Annotations>\n')
+
+    def _annotation(self, ring: Any, group: str, colour: tuple[int, int, int]) -> None:
+        points = _ring(ring)
+        if len(points) > 1 and points[0] == points[-1]:
+            points = points[:-1]  # ASAP closes polygons itself
+        self.handle.write(
+            f'\t\t<Annotation Name={quoteattr(f"Annotation {self.count}")} Type="Polygon" '
+            f'PartOfGroup={quoteattr(group)} Color="{_hex(colour)}">\n\t\t\t<Coordinates>\n'
+        )
+        self.handle.write(''.join(
+            f'\t\t\t\t<Coordinate Order="{order}" X="{_number(x)}" Y="{_number(y)}" />\n'
+            for order, (x, y) in enumerate(points)
+        ))
+        self.handle.write('\t\t\t</Coordinates>\n\t\t</Annotation>\n')
+        self._groups.setdefault(group, colour)
+        self.count += 1
+
+    def add(self, polygon: Any, *, name: str, colour: tuple[int, int, int], value: Any) -> None:
+        self._annotation(polygon.exterior.coords, name, colour)
+        for hole in polygon.interiors:
+            self._annotation(hole.coords, hole_group(name), colour)
+
+    def close(self) -> None:
+        self.handle.write('\t</Annotations>\n\t<AnnotationGroups>\n')
+        for group, colour in self._groups.items():
+            self.handle.write(
+                f'\t\t<Group Name={quoteattr(group)} PartOfGroup="None" Color="{_hex(colour)}">\n'
+                '\t\t\t<Attributes />\n\t\t</Group>\n'
+            )
+        self.handle.write('\t</AnnotationGroups>\n</ASAP_Annotations>\n')
+
+
+def hole_group(name: str) -> str:
+    """The ASAP group of a class's holes."""
+    return f'{name} hole'
+
+
+def _hex(colour: tuple[int, int, int]) -> str:
+    return '#%02X%02X%02X' % tuple(colour)
+
+
+def writer_for(fmt: str) -> type:
+    return {'geojson': GeoJsonWriter, 'asap-xml': AsapXmlWriter}[fmt]
