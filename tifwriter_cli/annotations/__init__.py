@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..errors import InvalidOptionError, MissingExtraError
+from ..errors import InvalidOptionError, MissingExtraError, StagingNotFoundError
 
 __all__ = ['ExportReport', 'export_annotations', 'place_polygon', 'COORDINATES', 'FORMATS']
 
@@ -124,6 +124,8 @@ def export_annotations(
     if band_rows is not None and (isinstance(band_rows, bool) or not isinstance(band_rows, int) or band_rows < 1):
         raise InvalidOptionError(f'band_rows must be a positive integer, got {band_rows!r}')
     table = parse_classes(classes) if classes is not None else None
+    if not os.path.exists(mask):
+        raise StagingNotFoundError(f'{mask} does not exist')
     check_output_path(out_path, overwrite=overwrite, inputs=(mask,))
     require_geometry_libraries()
 
@@ -235,7 +237,7 @@ def _non_negative(value: Any, name: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InvalidOptionError(f'{name} must be a number, got {value!r}') from None
+        raise InvalidOptionError(f'{name}= must be a number, got {value!r}') from None
     if not math.isfinite(number) or number < 0:
-        raise InvalidOptionError(f'{name} must be a number >= 0, got {value!r}')
+        raise InvalidOptionError(f'{name}= must be a number >= 0, got {value!r}')
     return number

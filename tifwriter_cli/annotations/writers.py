@@ -16,7 +16,12 @@ one group per class (``Color`` from the class table). ASAP polygons have
 no holes: each hole is written as a polygon of the group ``"NAME hole"``.
 ASAP's AnnotationToMask gives the mask back with label map {NAME: value,
 "NAME hole": 0} drawn class first, holes after (the order the CAMELYON16
-files use for their exclusion group).
+files use for their exclusion group; a region lying in a hole of its own
+class is then erased with the hole). That tool samples pixel (x, y) at the
+point (x, y), its top-left corner, not at its centre: the XML's
+coordinates are therefore written half a pixel up and left of the pixel
+edges, so that it rebuilds exactly the pixels traced (the half pixel is
+invisible in the viewer).
 """
 
 from __future__ import annotations
@@ -80,7 +85,8 @@ class AsapXmlWriter:
         handle.write('<ASAP_Annotations>\n\t<Annotations>\n')
 
     def _annotation(self, ring: Any, group: str, colour: tuple[int, int, int]) -> None:
-        points = _ring(ring)
+        # ASAP samples pixels at their top-left corner (module docstring).
+        points = [(x - 0.5, y - 0.5) for x, y in _ring(ring)]
         if len(points) > 1 and points[0] == points[-1]:
             points = points[:-1]  # ASAP closes polygons itself
         self.handle.write(
