@@ -67,10 +67,13 @@ def test_overwrite_never_replaces_someone_elses_file(mask_tif: Path, run_cli):
 def test_interrupted_export_leaves_nothing(mask_tif: Path, run_cli, monkeypatch):
     from tifwriter_cli.annotations import writers
 
-    def interrupted(self, *args, **kwargs):
+    write = writers.GeoJsonWriter.add_many
+
+    def interrupted(self, entries):
+        write(self, entries)  # half of the file is written, then Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(writers.GeoJsonWriter, 'add', interrupted)
+    monkeypatch.setattr(writers.GeoJsonWriter, 'add_many', interrupted)
     result = run_cli('export-annotations', mask_tif, '-o', mask_tif.with_name('a.geojson'))
     assert result.exit_code == 130
     assert sorted(p.name for p in mask_tif.parent.iterdir()) == ['mask.tif']

@@ -13,9 +13,12 @@ pixels of the mask, whatever ``level`` is traced):
 1. holes smaller than ``min_area`` px² are filled, and a polygon smaller
    than ``min_area`` is dropped;
 2. simplified with Douglas-Peucker at ``tolerance`` px, topology kept
-   (no self-intersections, holes stay inside); 0 only drops the collinear
-   vertices, the outline stays exact. Each region is simplified on its
-   own: touching classes may then overlap or gap by up to ``tolerance``;
+   (no self-intersections, holes stay inside); 0 keeps the traced pixel
+   outline as it is. Each region is simplified on its own: touching
+   classes may then overlap or gap by up to ``tolerance``. (Measured on
+   ragged 5-class masks: the default 0.5 drops ~20 % of the vertices and
+   rasterising the result still gives every pixel back; 1.0 drops ~65 %
+   at a per-class IoU of ~0.985.)
 3. placed: canvas pixel corner (cx, cy) goes to slide level-0 pixel
    ``(cx * D, cy * D)`` with D the canvas' slide downsample
    (:func:`tifwriter_cli.slide.canvas_to_slide`), for
@@ -140,14 +143,29 @@ def export_annotations(
         polygons: dict[str, int] = {}
         dropped = vertices = 0
 
-        def placed(polygon: Any) -> Any:
-            return place_polygon(
-                polygon,
-                level_downsample=source.level_downsample,
-                min_area=min_area,
-                tolerance=tolerance,
-                to_output=lambda xy: canvas_to_slide(xy[:, 0], xy[:, 1], slide_factor),
+        def to_output(xy: Any) -> Any:
+            import numpy
+
+            return numpy.stack(canvas_to_slide(xy[:, 0], xy[:, 1], slide_factor), axis=1)
+
+        def flush(batch: list[tuple[Any, Any]]) -> None:
+            nonlocal dropped, vertices
+            if not batch:
+                return
+            kept = place_polygons(
+                [polygon for _, polygon in batch], level_downsample=source.level_downsample,
+                min_area=min_area, tolerance=tolerance, to_output=to_output,
             )
+            entries = []
+            for (value, _), polygon in zip(batch, kept):
+                if polygon is None:
+                    dropped += 1
+                    continue
+                name, colour = _class_of(table, value)
+                entries.append((polygon, name, colour))
+                polygons[name] = polygons.get(name, 0) + 1
+            vertices += writer.add_many(entries)
+            batch.clear()
 
         report_rows = (lambda rows: progress(rows, source.height)) if progress else None
         with atomic_output(out_path, overwrite=overwrite) as tmp:
@@ -155,17 +173,12 @@ def export_annotations(
                 writer = writer_for(fmt)(
                     handle, generator=f'tifwriter {__version__}', object_type=object_type
                 )
-                for value, polygon in trace_regions(
-                    source, skip=skip_values, band_rows=band_rows, progress=report_rows
-                ):
-                    result = placed(polygon)
-                    if result is None:
-                        dropped += 1
-                        continue
-                    name, colour = _class_of(table, value)
-                    writer.add(result, name=name, colour=colour, value=value)
-                    polygons[name] = polygons.get(name, 0) + 1
-                    vertices += len(result.exterior.coords) + sum(len(h.coords) for h in result.interiors)
+                batch: list[tuple[Any, Any]] = []
+                for item in trace_regions(source, skip=skip_values, band_rows=band_rows, progress=report_rows):
+                    batch.append(item)
+                    if len(batch) >= _BATCH:
+                        flush(batch)
+                flush(batch)
                 writer.close()
         scale = source.level_downsample * slide_factor
     return ExportReport(
@@ -174,35 +187,67 @@ def export_annotations(
     )
 
 
+#: Polygons cleaned and written per vectorised shapely call.
+_BATCH = 4096
+
+
 def place_polygon(
     polygon: Any,
     *,
     level_downsample: float = 1.0,
     min_area: float = 0.0,
     tolerance: float = 0.0,
-    to_output: Callable[[Any], tuple[Any, Any]] | None = None,
+    to_output: Callable[[Any], Any] | None = None,
 ) -> Any:
     """One traced polygon (mask pixels) cleaned and placed (module docstring
     steps 1-3), or None when ``min_area`` drops it."""
+    return place_polygons(
+        [polygon], level_downsample=level_downsample, min_area=min_area, tolerance=tolerance,
+        to_output=to_output,
+    )[0]
+
+
+def place_polygons(
+    polygons: Any,
+    *,
+    level_downsample: float = 1.0,
+    min_area: float = 0.0,
+    tolerance: float = 0.0,
+    to_output: Callable[[Any], Any] | None = None,
+) -> list[Any]:
+    """:func:`place_polygon` over a sequence, in vectorised shapely calls.
+
+    ``to_output(xy)`` maps an (n, 2) array of canvas pixel positions to
+    output positions. Simplification runs plain Douglas-Peucker first (1.5x
+    faster) and redoes with topology kept only the polygons it made invalid.
+    """
     import numpy
     import shapely
     from shapely.geometry import Polygon
-    from shapely.geometry.polygon import orient
 
+    geometries = numpy.asarray(polygons, dtype=object)
     if level_downsample != 1.0:
-        polygon = shapely.transform(polygon, lambda xy: xy * level_downsample)
+        geometries = shapely.transform(geometries, lambda xy: xy * level_downsample)
+    keep = numpy.ones(len(geometries), dtype=bool)
     if min_area > 0:
-        if polygon.area < min_area:
-            return None
-        holes = [hole for hole in polygon.interiors if Polygon(hole).area >= min_area]
-        if len(holes) != len(polygon.interiors):
-            polygon = Polygon(polygon.exterior, holes)
-    polygon = shapely.simplify(polygon, tolerance, preserve_topology=True)
-    if polygon.is_empty or polygon.geom_type != 'Polygon':
-        return None
+        keep &= shapely.area(geometries) >= min_area
+        with_holes = numpy.flatnonzero(keep & (shapely.get_num_interior_rings(geometries) > 0))
+        for index in with_holes.tolist():
+            polygon = geometries[index]
+            holes = [hole for hole in polygon.interiors if Polygon(hole).area >= min_area]
+            if len(holes) != len(polygon.interiors):
+                geometries[index] = Polygon(polygon.exterior, holes)
+    if tolerance > 0:
+        simple = shapely.simplify(geometries, tolerance, preserve_topology=False)
+        broken = numpy.flatnonzero(keep & ~(shapely.is_valid(simple) & (shapely.get_type_id(simple) == 3)))
+        if broken.size:
+            simple[broken] = shapely.simplify(geometries[broken], tolerance, preserve_topology=True)
+        geometries = simple
+        keep &= ~shapely.is_empty(geometries) & (shapely.get_type_id(geometries) == 3)
     if to_output is not None:
-        polygon = shapely.transform(polygon, lambda xy: numpy.stack(to_output(xy), axis=1))
-    return orient(polygon, 1.0)
+        geometries = shapely.transform(geometries, to_output)
+    geometries = shapely.orient_polygons(geometries, exterior_cw=False)
+    return [geometry if kept else None for geometry, kept in zip(geometries.tolist(), keep.tolist())]
 
 
 def _class_of(table: Any, value: Any) -> tuple[str, tuple[int, int, int]]:

@@ -34,14 +34,6 @@ from xml.sax.saxutils import quoteattr
 __all__ = ['GeoJsonWriter', 'AsapXmlWriter', 'hole_group', 'writer_for']
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else format(float(value), '.10g')
-
-
-def _ring(coords: Any) -> list[tuple[float, float]]:
-    return [(float(x), float(y)) for x, y in coords]
-
-
 class GeoJsonWriter:
     """Streams a QuPath-importable FeatureCollection to ``handle``."""
 
@@ -49,25 +41,34 @@ class GeoJsonWriter:
         self.handle = handle
         self.object_type = object_type
         self.count = 0
+        self._properties: dict[tuple[str, tuple[int, int, int]], str] = {}
         handle.write('{"type": "FeatureCollection", "generator": %s, "features": [' % json.dumps(generator))
 
-    def add(self, polygon: Any, *, name: str, colour: tuple[int, int, int], value: Any) -> None:
-        rings = [polygon.exterior.coords, *(hole.coords for hole in polygon.interiors)]
-        coordinates = ', '.join(
-            '[' + ', '.join(f'[{_number(x)}, {_number(y)}]' for x, y in _ring(ring)) + ']'
-            for ring in rings
-        )
-        properties = {
-            'objectType': self.object_type,
-            'classification': {'name': name, 'color': list(colour)},
-            'isLocked': False,
-        }
-        self.handle.write(
-            (',\n' if self.count else '\n')
-            + '{"type": "Feature", "id": "%s", "geometry": {"type": "Polygon", "coordinates": [%s]}, '
-            '"properties": %s}' % (uuid.uuid4(), coordinates, json.dumps(properties))
-        )
-        self.count += 1
+    def add_many(self, entries: list[tuple[Any, str, tuple[int, int, int]]]) -> int:
+        """Write (polygon, class name, colour) features; returns their vertices."""
+        import shapely
+
+        if not entries:
+            return 0
+        geometries = [polygon for polygon, _, _ in entries]
+        texts = shapely.to_geojson(geometries)  # GEOS writes the coordinates: fast
+        parts = []
+        for text, (_, name, colour) in zip(texts.tolist(), entries):
+            key = (name, colour)
+            properties = self._properties.get(key)
+            if properties is None:
+                properties = self._properties[key] = json.dumps({
+                    'objectType': self.object_type,
+                    'classification': {'name': name, 'color': list(colour)},
+                    'isLocked': False,
+                })
+            parts.append(
+                '{"type": "Feature", "id": "%s", "geometry": %s, "properties": %s}'
+                % (uuid.uuid4(), text, properties)
+            )
+        self.handle.write((',\n' if self.count else '\n') + ',\n'.join(parts))
+        self.count += len(parts)
+        return int(shapely.get_num_coordinates(geometries).sum())
 
     def close(self) -> None:
         self.handle.write('\n]}\n')
@@ -84,27 +85,34 @@ class AsapXmlWriter:
         handle.write(f'<!-- {generator.replace("--", "- -")} -->\n')
         handle.write('<ASAP_Annotations>\n\t<Annotations>\n')
 
-    def _annotation(self, ring: Any, group: str, colour: tuple[int, int, int]) -> None:
+    def _annotation(self, ring: Any, group: str, colour: tuple[int, int, int]) -> int:
+        import numpy
+
         # ASAP samples pixels at their top-left corner (module docstring).
-        points = [(x - 0.5, y - 0.5) for x, y in _ring(ring)]
-        if len(points) > 1 and points[0] == points[-1]:
+        points = numpy.asarray(ring, dtype=numpy.float64) - 0.5
+        if len(points) > 1 and (points[0] == points[-1]).all():
             points = points[:-1]  # ASAP closes polygons itself
         self.handle.write(
             f'\t\t<Annotation Name={quoteattr(f"Annotation {self.count}")} Type="Polygon" '
             f'PartOfGroup={quoteattr(group)} Color="{_hex(colour)}">\n\t\t\t<Coordinates>\n'
         )
         self.handle.write(''.join(
-            f'\t\t\t\t<Coordinate Order="{order}" X="{_number(x)}" Y="{_number(y)}" />\n'
-            for order, (x, y) in enumerate(points)
+            f'\t\t\t\t<Coordinate Order="{order}" X="{x:.10g}" Y="{y:.10g}" />\n'
+            for order, (x, y) in enumerate(points.tolist())
         ))
         self.handle.write('\t\t\t</Coordinates>\n\t\t</Annotation>\n')
         self._groups.setdefault(group, colour)
         self.count += 1
+        return len(points)
 
-    def add(self, polygon: Any, *, name: str, colour: tuple[int, int, int], value: Any) -> None:
-        self._annotation(polygon.exterior.coords, name, colour)
-        for hole in polygon.interiors:
-            self._annotation(hole.coords, hole_group(name), colour)
+    def add_many(self, entries: list[tuple[Any, str, tuple[int, int, int]]]) -> int:
+        """Write (polygon, class name, colour) annotations; returns their vertices."""
+        vertices = 0
+        for polygon, name, colour in entries:
+            vertices += self._annotation(polygon.exterior.coords, name, colour)
+            for hole in polygon.interiors:
+                vertices += self._annotation(hole.coords, hole_group(name), colour)
+        return vertices
 
     def close(self) -> None:
         self.handle.write('\t</Annotations>\n\t<AnnotationGroups>\n')
