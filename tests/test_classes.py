@@ -113,7 +113,7 @@ def _lab(rgb) -> numpy.ndarray:
 
 def test_default_palette_stays_visible_over_he():
     stains = _lab(list(HE_REFERENCE.values()))
-    colours = [default_colour(v) for v in range(1, 60)]
+    colours = [default_colour(v) for v in range(1, 300)]
     for value, colour in enumerate(colours, start=1):
         delta = numpy.sqrt(((_lab(colour) - stains) ** 2).sum(-1)).min()
         assert delta >= 45, (value, colour, delta)
@@ -123,7 +123,8 @@ def test_default_palette_stays_visible_over_he():
     assert pairwise[numpy.triu_indices(8, 1)].min() >= 40
     # The old first colour (red) was not: it is 20 units from red cells.
     assert numpy.sqrt(((_lab((0xE6, 0x19, 0x4B)) - stains) ** 2).sum(-1)).min() < 25
-    assert len(set(DEFAULT_PALETTE)) == len(DEFAULT_PALETTE)
+    assert len(DEFAULT_PALETTE) == 256 and len(set(DEFAULT_PALETTE)) == 256
+    assert default_colour(256) == default_colour(1)
 
 
 # -- the TIFF form ---------------------------------------------------------------------------

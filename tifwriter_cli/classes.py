@@ -22,7 +22,8 @@ classes 1 and up is at least 45 CIE76 units (Delta E) away from the
 reference stain colours in :data:`HE_REFERENCE` (haematoxylin, eosin,
 stroma, red cells, glass), and each next one is the farthest from those and
 from the colours before it (farthest-point sampling over a 6-level RGB
-grid). Red on pink, the old first colour, is 20 units from red cells.
+grid for classes 1-23, then a 16-level one for 24-255). Class 0 is dark
+grey. Red on pink, the old first colour, is 20 units from red cells.
 
 In the TIFF the table travels in ImageDescription's provenance line as
 ``classes=0:background:282828,1:tumour:e41a1c``. Names are
@@ -54,13 +55,41 @@ __all__ = [
     'parse_classes',
 ]
 
-#: Default colour of label value v: ``DEFAULT_PALETTE[v]`` for v < 24, then
-#: entries 1..23 again (see the module docstring for how they were chosen).
+#: Default colour of label value v: ``DEFAULT_PALETTE[v]`` for v < 256; larger
+#: values reuse entries 1..255 (see the module docstring for how they were
+#: chosen: the first 23 on a coarse RGB grid, the rest on a finer one).
 DEFAULT_PALETTE: tuple[str, ...] = (
     '282828',  # 0: background, dark grey
-    '00cc00', 'ffcc00', '003300', '0000ff', '00ffcc', 'ff33ff', 'ff0000', '996633',
-    '0099cc', '669933', 'ffff99', 'ccff00', '006666', 'ff9933', '00cccc', '00cc66',
-    '009966', '3399ff', '6600cc', '666600', 'ff6633', 'cc66ff', '99ff66',
+    '00cc00', 'ffcc00', '003300', '0000ff', '00ffcc', 'ff33ff', 'ff0000', '996633', '0099cc',
+    '669933', 'ffff99', 'ccff00', '006666', 'ff9933', '00cccc', '00cc66', '009966', '3399ff',
+    '6600cc', '666600', 'ff6633', 'cc66ff', '99ff66',
+    # 24..255
+    '440000', '001111', 'dd00aa', 'aabb00', 'eebb77', '554433', '99dd99', '778866', '0055ff',
+    'bb9911', 'aa4400', 'ffff55', '119900', 'bb00ff', 'aaaa55', '00ff00', '006611', 'aadd66',
+    '00ff77', 'ff9966', '553300', '006644', '339988', 'aa00cc', '88ff99', '88cc00', '88ff22',
+    'bb7711', '222200', 'ffcc55', '558899', '445522', '22ddff', '224433', 'cc1100', '44ffee',
+    '44cc88', 'cccc55', '55ccaa', 'ff7700', '009944', '77aa77', '66cc44', '8855ff', 'aa8833',
+    'ff55ee', '4433ff', '773300', '556666', '00ffaa', '889911', 'ccff66', '998855', '33aabb',
+    '66bbff', '774433', 'eeaa11', '778844', 'ffff00', '88ffbb', '448844', '446611', '442211',
+    'ddcc22', 'bb6633', '665522', '77aa00', 'ccee99', '77bb66', 'cc6600', 'bbdd00', '775500',
+    '66ff55', '0022cc', 'bb44ff', '221100', '00cc44', '002211', 'ddcc77', '8800ff', 'cc4400',
+    'ffee66', 'ff5500', 'bbff99', 'cc8855', 'cc33cc', '115566', 'eeff77', 'ff00cc', '338811',
+    'eeaa44', '995500', 'ff8844', '99bb55', '007799', '666644', '66cc66', 'bbff44', '446644',
+    '44ccff', '44bb00', '77bb44', '888822', '886644', '55ee77', '334444', '77dd00', '225522',
+    '443311', '558877', '444400', 'cc11ee', 'ddbb55', '007766', '11ff44', 'ccdd44', 'bbcc77',
+    '003333', '00aaff', 'dddd00', '99ee77', '008899', '0000dd', '9933ff', '447700', '99bb77',
+    'dd8844', '00eeff', 'ff4422', '776655', 'ee55ff', '22ddaa', '22aa88', '55aa00', '223300',
+    '552200', 'ffdd77', '007744', '118866', '66eecc', 'ddff44', '005544', '447744', 'aaff00',
+    '00aaaa', 'ccbb33', 'aadd44', 'ee22dd', '33bb44', '224400', '44ee00', '00ddcc', '33bb66',
+    '887733', '55aa66', 'ff9900', '33dd88', '55bb88', '004422', '00bbdd', '00bbaa', '559977',
+    '449999', '333322', '998800', '9900dd', '667766', '6633ee', '334422', 'cc9955', '99bb33',
+    '0044ff', '55aa44', '666622', '77dd88', '667700', 'dd8800', '447777', '994411', '997700',
+    '777744', '668833', '664422', 'aaaa33', '22eeaa', 'ff0022', '00ee88', '55dd44', '77ddaa',
+    '996600', '889966', '2299dd', '774400', 'bbaa66', '008844', '668800', '445544', 'bb8811',
+    'ffaa66', '00bb88', '88dd44', 'bb7733', 'dd7744', 'ddff88', 'ffee11', 'ffdd44', '0099bb',
+    '77ee66', '885533', '005511', '22ee55', 'eeee77', 'aaaa00', 'bbdd77', '995522', '66ffaa',
+    'ffbb66', '22aa66', '338833', 'ffaa33', '00eecc', '99ff44', '559911', 'ff22bb', '889944',
+    '557733', '99dd77', '00bbff', 'ee33cc', '999955', '668855', 'aa9933',
 )
 #: Colours of H&E-stained tissue the palette keeps away from (RGB).
 HE_REFERENCE: dict[str, tuple[int, int, int]] = {
@@ -84,6 +113,7 @@ _HEX = re.compile(r'#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})')
 def default_colour(value: int) -> tuple[int, int, int]:
     """RGB of label ``value`` when the table gives none."""
     index = value if value < len(DEFAULT_PALETTE) else 1 + (value - 1) % (len(DEFAULT_PALETTE) - 1)
+    # (one rule: preview's LABEL_PALETTE is this table)
     return _rgb(DEFAULT_PALETTE[index])
 
 
