@@ -107,11 +107,9 @@ def _tiff_mask(path: str, level: int) -> MaskSource:
     import tifffile
 
     from ..classes import classes_from_provenance
-    from ..preview import (
-        _TiffPageReader,  # the row reader; moves to tiff/read.py (issue 9)
-    )
     from ..slide import tiff_pyramid_pages
     from ..tiff.metadata import parse_description
+    from ..tiff.window import read_window
 
     try:
         tif = tifffile.TiffFile(path)
@@ -122,9 +120,10 @@ def _tiff_mask(path: str, level: int) -> MaskSource:
         if level >= len(pages):
             raise InvalidOptionError(f'{path} has levels 0 to {len(pages) - 1}, not {level}')
         base, page = pages[0], pages[level]
-        reader = _TiffPageReader(page)
+        separate, _, _, _, contig = page.shaped
+        width, height, dtype = int(page.imagewidth), int(page.imagelength), numpy.dtype(page.dtype)
         fields = parse_description(base.description) or {}
-        _check_labels(path, reader.channels, reader.dtype, fields.get('kind'))
+        _check_labels(path, int(separate * contig), dtype, fields.get('kind'))
         classes = classes_from_provenance(fields)
     except BaseException:
         tif.close()
@@ -132,16 +131,16 @@ def _tiff_mask(path: str, level: int) -> MaskSource:
 
     def read_rows(top: int, bottom: int) -> numpy.ndarray:
         try:
-            return reader.read_rows(top, bottom)[:, :, 0]
+            return read_window(page, 0, top, width, bottom - top)[:, :, 0]
         except (ValueError, NotImplementedError, OSError) as exc:
             raise NotATiffError(f'{path}: cannot decode the image ({one_line(exc)})') from None
 
     block = int(page.tilelength) if page.is_tiled else int(page.rowsperstrip or 1)
     return MaskSource(
-        path=path, width=reader.width, height=reader.height, dtype=reader.dtype,
+        path=path, width=width, height=height, dtype=dtype,
         classes=classes, level_downsample=_level_downsample(base.imagewidth, page.imagewidth),
         slide_downsample=float(fields.get('slide_downsample', 1.0)),
-        fill=float(fields.get('fill', 0.0)), block_rows=max(1, min(block, reader.height)),
+        fill=float(fields.get('fill', 0.0)), block_rows=max(1, min(block, height)),
         read_rows=read_rows, close=tif.close,
     )
 
