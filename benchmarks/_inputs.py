@@ -42,8 +42,8 @@ import dataclasses
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy
 
@@ -176,7 +176,7 @@ class _Fields:
     def labels(self, row0: int, nrows: int) -> numpy.ndarray:
         c1, c2, c3 = (
             field.band(row0, nrows) + 0.04 * wiggle.band(row0, nrows)
-            for field, wiggle in zip(self.classes, self.class_wiggle)
+            for field, wiggle in zip(self.classes, self.class_wiggle, strict=True)
         )
         labels = numpy.where(c2 > c1, numpy.uint8(2), numpy.uint8(1))
         labels[c3 > numpy.maximum(c1, c2)] = 3
@@ -237,7 +237,7 @@ class _HardFields:
     def ragged(self, row0: int, nrows: int) -> numpy.ndarray:
         best = None
         labels = numpy.zeros((nrows, self.detail[0].cols.size), numpy.uint8)
-        for number, (coarse, detail) in enumerate(zip(self.coarse, self.detail)):
+        for number, (coarse, detail) in enumerate(zip(self.coarse, self.detail, strict=True)):
             score = coarse.band(row0, nrows)
             score += detail.band(row0, nrows)
             if best is None:

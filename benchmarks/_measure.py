@@ -33,8 +33,9 @@ import select
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ['Measurement', 'run_measured', 'RESULT_PREFIX']
 

@@ -31,8 +31,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy
 
@@ -443,7 +444,7 @@ def step_scale_stage(args: argparse.Namespace) -> None:
     tw.create_staging(args.staging, spec)
     written = 0
     with tw.open_staging(args.staging) as staging:
-        for (row, col), oy, ox in zip(chosen, offsets_y, offsets_x):
+        for (row, col), oy, ox in zip(chosen, offsets_y, offsets_x, strict=True):
             patch = numpy.array(mask[oy : oy + tile, ox : ox + tile])
             staging.write(int(col) * tile, int(row) * tile, patch)
             x0, y0 = int(col) * tile, int(row) * tile

@@ -94,7 +94,7 @@ def main() -> None:
                 for checked in (True, False):
                     with contextlib.nullcontext() if checked else without_checksums():
                         times = run(spec, directory, work)
-                    best[checked] = [min(a, b) for a, b in zip(best[checked], times)]
+                    best[checked] = [min(a, b) for a, b in zip(best[checked], times, strict=True)]
             raw = GRID * GRID * PATCH * PATCH * spec.channels * numpy.dtype(spec.dtype).itemsize
             for step, i in (('ingest', 0), ('finalize', 1)):
                 w, wo = best[True][i], best[False][i]

@@ -31,8 +31,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -953,7 +954,7 @@ def _remove_staging(staging: Path) -> None:
 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)] if rows else [len(h) for h in header]
     fmt = '  '.join(f'{{:<{w}}}' for w in widths)
     return [fmt.format(*header), fmt.format(*('-' * w for w in widths))] + [fmt.format(*row) for row in rows]
 

@@ -1,21 +1,26 @@
-"""Shared fixtures: staging factories, a CLI runner, reference readers."""
+"""Shared fixtures: staging factories, a CLI runner, slides.
+
+Fixtures used by more than one test module live here (pytest finds them for
+every folder below tests/); plain helpers and reference models live in
+tests/helpers/ and are imported from there, never from another test module.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 
 import tifwriter_cli as tw
-from tifwriter_cli.cli.main import cli
 
-from .readers import make_asap_importable
+from tests.helpers.cli_checks import invoke_cli
+from tests.helpers.readers import make_asap_importable
+from tests.helpers.slides import SLIDE_EDGE, SLIDE_H, SLIDE_LEFT, SLIDE_RIGHT, SLIDE_W, write_pyramid
 
-make_asap_importable()  # ASAP built in .cache/asap (see tests/readers.py)
+make_asap_importable()  # ASAP built in .cache/asap (see tests/helpers/readers.py)
 
 
 @pytest.fixture
@@ -34,23 +39,21 @@ def make_staging(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def run_cli() -> Callable[..., 'click.testing.Result']:
+def run_cli() -> Callable[..., Result]:
     """run_cli(*args) -> click Result, environment variables as in production."""
-    runner = CliRunner()
-
-    def invoke(*args: str | os.PathLike, input: str | None = None, env=None):
-        return runner.invoke(
-            cli,
-            [str(a) for a in args],
-            input=input,
-            env=env,
-            auto_envvar_prefix='TIFWRITER',
-            catch_exceptions=False,
-        )
-
-    return invoke
+    return invoke_cli
 
 
-def save_npy(path: Path, array: numpy.ndarray) -> Path:
-    numpy.save(path, array)
-    return path
+@pytest.fixture
+def slide_image() -> numpy.ndarray:
+    """SLIDE_H x SLIDE_W RGB: SLIDE_LEFT left of x = SLIDE_EDGE, SLIDE_RIGHT from there on."""
+    image = numpy.empty((SLIDE_H, SLIDE_W, 3), numpy.uint8)
+    image[:, :SLIDE_EDGE] = SLIDE_LEFT
+    image[:, SLIDE_EDGE:] = SLIDE_RIGHT
+    return image
+
+
+@pytest.fixture
+def slide(tmp_path: Path, slide_image: numpy.ndarray) -> Path:
+    """slide_image as a tiled generic-tiff pyramid (downsamples 1, 2, 4, 8), SLIDE_MPP um/px."""
+    return write_pyramid(tmp_path / 'slide.tif', slide_image)

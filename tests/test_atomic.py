@@ -65,7 +65,7 @@ def test_overwrite_refuses_what_tifwriter_did_not_make(tmp_path):
 def test_existing_output_refused_before_any_work(tmp_path):
     target = tmp_path / 'out.bin'
     target.write_bytes(b'old')
-    with pytest.raises(OutputExistsError, match='--overwrite'):
+    with pytest.raises(OutputExistsError, match='overwrite=True'):
         with atomic_output(target):
             pytest.fail('the body must not run')
     assert target.read_bytes() == b'old'

@@ -29,8 +29,8 @@ from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.staging import read_canvas
 from tifwriter_cli.tiff.metadata import parse_description
 
-from .cli_checks import assert_clean_failure
-from .readers import asap_opens, asap_unavailable
+from .helpers.cli_checks import assert_clean_failure
+from .helpers.readers import asap_opens, asap_unavailable
 
 
 # -- the forms -------------------------------------------------------------------------
@@ -138,7 +138,7 @@ names = st.text(
        st.lists(st.integers(0, 2**32 - 1), min_size=8, max_size=8, unique=True))
 def test_description_field_round_trips_and_never_holds_asap_words(entries, values):
     table = ClassTable(tuple(
-        LabelClass(value, name, default_colour(value)) for value, name in zip(values, entries)
+        LabelClass(value, name, default_colour(value)) for value, name in zip(values[: len(entries)], entries, strict=True)
     ))
     field = table.to_description_field()
     assert ClassTable.from_description_field(field) == table

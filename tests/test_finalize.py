@@ -18,7 +18,7 @@ from tifwriter_cli.finalization import finalize
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.spec import CanvasSpec
 
-from ._tiff_reference import (
+from tests.helpers.tiff_reference import (
     check_layout,
     expected_levels,
     model_pyramid,
@@ -73,7 +73,7 @@ def smooth_rgb(height: int, width: int, channels: int = 3) -> numpy.ndarray:
 def assert_levels_equal(path: Path, reference: list[numpy.ndarray]) -> None:
     read = read_levels_tifffile(path)
     assert len(read) == len(reference)
-    for number, (got, want) in enumerate(zip(read, reference)):
+    for number, (got, want) in enumerate(zip(read, reference, strict=True)):
         assert got.shape == want.shape, number
         numpy.testing.assert_array_equal(got, want, err_msg=f'level {number}')
 
@@ -81,7 +81,7 @@ def assert_levels_equal(path: Path, reference: list[numpy.ndarray]) -> None:
 def assert_openslide_equal(path: Path, reference: list[numpy.ndarray]) -> None:
     read = read_levels_openslide(path)
     assert len(read) == len(reference)
-    for number, (got, want) in enumerate(zip(read, reference)):
+    for number, (got, want) in enumerate(zip(read, reference, strict=True)):
         numpy.testing.assert_array_equal(got, openslide_expected_rgba(want), err_msg=f'level {number}')
 
 
@@ -160,7 +160,7 @@ def test_float32_round_trip_tifffile_only(tmp_path: Path, caplog) -> None:
     reference = model_pyramid(canvas, 'mean', 128)
     read = read_levels_tifffile(out)
     numpy.testing.assert_array_equal(read[0], reference[0])  # NaN == NaN here
-    for got, want in zip(read[1:], reference[1:]):
+    for got, want in zip(read[1:], reference[1:], strict=True):
         numpy.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
     import tifffile
 
@@ -183,9 +183,9 @@ def test_rgb_jpeg_default_psnr(tmp_path: Path) -> None:
     reference = model_pyramid(canvas, 'mean', 256)
     # Bound: JPEG q90 with 4:2:0 chroma on smooth content stays above 40 dB
     # (measured ~47 dB); a broken colour conversion gives < 20 dB.
-    for got, want in zip(read_levels_tifffile(out), reference):
+    for got, want in zip(read_levels_tifffile(out), reference, strict=True):
         assert psnr(got, want) >= 40
-    for got, want in zip(read_levels_openslide(out), reference):
+    for got, want in zip(read_levels_openslide(out), reference, strict=True):
         assert psnr(got[..., :3], want) >= 40
         assert (got[..., 3] == 255).all()
 
@@ -219,7 +219,7 @@ def test_rgba_uint8(tmp_path: Path) -> None:
         assert tif.pages[0].tags['ExtraSamples'].value == (2,)  # unassociated alpha
     reference = model_pyramid(canvas, 'mean', 128)
     assert_levels_equal(out, reference)
-    for got, want in zip(read_levels_openslide(out), reference):
+    for got, want in zip(read_levels_openslide(out), reference, strict=True):
         numpy.testing.assert_array_equal(got[..., 3], want[..., 3])
         opaque = want[..., 3] == 255
         numpy.testing.assert_array_equal(got[..., :3][opaque], want[..., :3][opaque])

@@ -18,14 +18,14 @@ from tifwriter_cli.errors import InvalidOptionError
 from tifwriter_cli.sources import ArraySource
 from tifwriter_cli.tiff.metadata import parse_description
 
-from ._tiff_reference import (
+from .helpers.cli_checks import assert_clean_failure
+from .helpers.tiff_reference import (
     check_layout,
     model_pyramid,
     openslide_expected_rgba,
     read_levels_openslide,
     read_levels_tifffile,
 )
-from .cli_checks import assert_clean_failure
 
 
 def model_argmax(canvas: numpy.ndarray) -> numpy.ndarray:
@@ -64,9 +64,9 @@ def assert_pyramid(out: Path, labels: numpy.ndarray, tile: int) -> None:
     reference = model_pyramid(labels[:, :, None], 'mode', tile)
     got = read_levels_tifffile(out)
     assert len(got) == len(reference)
-    for number, (level, want) in enumerate(zip(got, reference)):
+    for number, (level, want) in enumerate(zip(got, reference, strict=True)):
         numpy.testing.assert_array_equal(level, want, err_msg=f'tifffile level {number}')
-    for number, (level, want) in enumerate(zip(read_levels_openslide(out), reference)):
+    for number, (level, want) in enumerate(zip(read_levels_openslide(out), reference, strict=True)):
         numpy.testing.assert_array_equal(level, openslide_expected_rgba(want), err_msg=f'OpenSlide level {number}')
 
 

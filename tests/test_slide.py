@@ -6,86 +6,26 @@ import contextlib
 import logging
 import math
 import sys
-from pathlib import Path
 
 import click
 import numpy
 import pytest
-import tifffile
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tifwriter_cli.cli.like_options import like_slide_options
+from tifwriter_cli.cli.like_options import like_slide_options, resolve_canvas_geometry
 from tifwriter_cli.errors import InvalidOptionError, SlideReadError
 from tifwriter_cli.slide import (
     SlideGeometry,
     canvas_from_slide,
     canvas_to_slide,
-    read_slide_geometry,
-    resolve_canvas_geometry,
     slide_to_canvas,
 )
+from tifwriter_cli.slide_reader import read_slide_geometry
 from tifwriter_cli.spec import CanvasSpec
 
-SLIDE_W, SLIDE_H, SLIDE_MPP = 2000, 1500, 0.25
-
-
-def write_pyramid(
-    path: Path,
-    level0: numpy.ndarray,
-    *,
-    mpp: float | None = SLIDE_MPP,
-    unit: str = 'CENTIMETER',
-    tiled: bool = True,
-    subifds: bool = False,
-    downsamples=(2, 4, 8),
-) -> Path:
-    """A pyramid written with tifffile: reduced pages (NewSubfileType 1) or SubIFDs.
-
-    Tiled with reduced top-level pages is what OpenSlide opens as
-    'generic-tiff'; stripped files are for tifffile only.
-    """
-    per_unit = {'CENTIMETER': 1e4, 'INCH': 25400.0}[unit]
-    photometric = 'rgb' if level0.ndim == 3 and level0.shape[2] == 3 else 'minisblack'
-
-    def extra(factor: int) -> dict:
-        if mpp is None:
-            return {}
-        res = per_unit / (mpp * factor)
-        return {'resolution': (res, res), 'resolutionunit': unit}
-
-    tile = {'tile': (64, 64)} if tiled else {}
-    with tifffile.TiffWriter(path) as tif:
-        tif.write(
-            level0,
-            photometric=photometric,
-            subifds=len(downsamples) if subifds else None,
-            **tile,
-            **extra(1),
-        )
-        for factor in downsamples:
-            tif.write(
-                level0[::factor, ::factor],
-                photometric=photometric,
-                subfiletype=1,
-                **tile,
-                **extra(factor),
-            )
-    return path
-
-
-@pytest.fixture
-def rgb_slide() -> numpy.ndarray:
-    image = numpy.zeros((SLIDE_H, SLIDE_W, 3), numpy.uint8)
-    image[..., 0] = 200
-    image[:, 1008:, 1] = 180  # a vertical edge on a 16-px block boundary (63 * 16)
-    return image
-
-
-@pytest.fixture
-def openslide_slide(tmp_path, rgb_slide) -> Path:
-    return write_pyramid(tmp_path / 'slide.tif', rgb_slide)
+from tests.helpers.slides import SLIDE_H, SLIDE_MPP, SLIDE_W, write_pyramid
 
 
 @pytest.fixture
@@ -95,9 +35,9 @@ def no_openslide(monkeypatch):
 
 
 # -- reading -------------------------------------------------------------------
-def test_openslide_reads_generic_tiff_with_mpp(openslide_slide):
+def test_openslide_reads_generic_tiff_with_mpp(slide):
     pytest.importorskip('openslide')
-    geometry = read_slide_geometry(openslide_slide)
+    geometry = read_slide_geometry(slide)
     assert geometry.reader == 'openslide'
     assert (geometry.width, geometry.height) == (SLIDE_W, SLIDE_H)
     assert geometry.mpp_x == pytest.approx(SLIDE_MPP)
@@ -106,9 +46,9 @@ def test_openslide_reads_generic_tiff_with_mpp(openslide_slide):
     assert geometry.level_downsamples[:3] == pytest.approx((1.0, 2.0, 4.0))
 
 
-def test_tifffile_reads_reduced_pages_when_openslide_cannot(tmp_path, rgb_slide):
+def test_tifffile_reads_reduced_pages_when_openslide_cannot(tmp_path, slide_image):
     # Stripped, so OpenSlide's generic-tiff refuses it: tifffile takes over.
-    path = write_pyramid(tmp_path / 'stripped.tif', rgb_slide, tiled=False)
+    path = write_pyramid(tmp_path / 'stripped.tif', slide_image, tiled=False)
     geometry = read_slide_geometry(path)
     assert geometry.reader == 'tifffile'
     assert (geometry.width, geometry.height) == (SLIDE_W, SLIDE_H)
@@ -129,8 +69,8 @@ def test_tifffile_reads_subifd_levels_and_inch_units(tmp_path, no_openslide):
     assert geometry.level_dimensions == ((2000, 1500), (1000, 750), (500, 375))
 
 
-def test_fallback_when_openslide_is_not_installed(openslide_slide, no_openslide):
-    geometry = read_slide_geometry(openslide_slide)
+def test_fallback_when_openslide_is_not_installed(slide, no_openslide):
+    geometry = read_slide_geometry(slide)
     assert geometry.reader == 'tifffile'
     assert geometry.level_dimensions == ((2000, 1500), (1000, 750), (500, 375), (250, 188))
     assert geometry.mpp_x == pytest.approx(SLIDE_MPP)
@@ -209,8 +149,8 @@ def asap_shows(slide_w: int, slide_h: int, canvas_w: int, canvas_h: int, downsam
 
 
 @pytest.mark.parametrize('edge, size', [('drop', (125, 93)), ('cover', (125, 94))])
-def test_heatmap_at_downsample_16_overlays_the_slide_exactly(openslide_slide, edge, size):
-    geometry = read_slide_geometry(openslide_slide)
+def test_heatmap_at_downsample_16_overlays_the_slide_exactly(slide, edge, size):
+    geometry = read_slide_geometry(slide)
     with slide_warnings() as messages:
         canvas = canvas_from_slide(geometry, downsample=16, edge=edge)
     # 1500 / 16 = 93.75: drop -> 93 (default), cover -> 94.
@@ -259,8 +199,8 @@ def test_heatmap_at_downsample_16_overlays_the_slide_exactly(openslide_slide, ed
     assert spec.slide_downsample == 16 and (spec.width, spec.height) == size
 
 
-def test_level_uses_the_level_size_and_its_integer_downsample(openslide_slide):
-    geometry = read_slide_geometry(openslide_slide)
+def test_level_uses_the_level_size_and_its_integer_downsample(slide):
+    geometry = read_slide_geometry(slide)
     with slide_warnings() as messages:
         canvas = canvas_from_slide(geometry, level=3)
     # OpenSlide says downsample 7.989 (the 188 rows are rounded); the block is 8.
@@ -495,8 +435,8 @@ def test_resolver_without_like_is_the_plain_geometry():
     }
 
 
-def test_resolver_with_like(openslide_slide):
-    base = dict(width=None, height=None, spacing_y=None, like=str(openslide_slide))
+def test_resolver_with_like(slide):
+    base = dict(width=None, height=None, spacing_y=None, like=str(slide))
     by_downsample = resolve_canvas_geometry(**base, spacing=None, downsample=16, level=None)
     by_spacing = resolve_canvas_geometry(**base, spacing=4.0, downsample=None, level=None)
     by_level = resolve_canvas_geometry(**base, spacing=None, downsample=None, level=2)
@@ -531,11 +471,11 @@ def test_resolver_with_like(openslide_slide):
         (dict(downsample=16, edge='round'), 'edge must be one of drop, cover'),
     ],
 )
-def test_resolver_refuses_conflicts_with_like(openslide_slide, kwargs, message):
+def test_resolver_refuses_conflicts_with_like(slide, kwargs, message):
     fields = dict(width=None, height=None, spacing=None, spacing_y=None, downsample=None, level=None)
     fields.update(kwargs)
     with pytest.raises(InvalidOptionError, match=message):
-        resolve_canvas_geometry(like=str(openslide_slide), **fields)
+        resolve_canvas_geometry(like=str(slide), **fields)
 
 
 @pytest.mark.parametrize(
@@ -565,7 +505,7 @@ def test_resolver_unreadable_slide(tmp_path):
         )
 
 
-def test_like_slide_options_decorator_feeds_the_resolver(openslide_slide):
+def test_like_slide_options_decorator_feeds_the_resolver(slide):
     @click.command()
     @click.option('--width', type=int)
     @click.option('--height', type=int)
@@ -580,19 +520,19 @@ def test_like_slide_options_decorator_feeds_the_resolver(openslide_slide):
         click.echo(f"{fields['width']} {fields['height']} {fields['slide_downsample']:g}")
 
     runner = CliRunner()
-    result = runner.invoke(command, ['--like', str(openslide_slide), '--downsample', '16'])
+    result = runner.invoke(command, ['--like', str(slide), '--downsample', '16'])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == '125 93 16'
     result = runner.invoke(
-        command, ['--like', str(openslide_slide), '--downsample', '16', '--edge', 'cover']
+        command, ['--like', str(slide), '--downsample', '16', '--edge', 'cover']
     )
     assert result.exit_code == 0, result.output
     assert result.output.strip() == '125 94 16'
-    result = runner.invoke(command, ['--like', str(openslide_slide), '--level', '1'])
+    result = runner.invoke(command, ['--like', str(slide), '--level', '1'])
     assert result.output.strip() == '1000 750 2'
     result = runner.invoke(command, ['--width', '5', '--height', '6'])
     assert result.output.strip() == '5 6 1'
-    result = runner.invoke(command, ['--like', str(openslide_slide), '--level', '-1'])
+    result = runner.invoke(command, ['--like', str(slide), '--level', '-1'])
     assert result.exit_code == 2  # click's own range check
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from .errors import InvalidOptionError, NotOursError, OutputExistsError
+from .markers import FRAGMENTS_SUFFIX, STAGING_FORMAT_NAME
 
 __all__ = [
     'atomic_output',
@@ -57,10 +58,10 @@ def check_output_path(
         raise InvalidOptionError(f'{path}: the output must be a {suffix} file (name it *{suffix})')
     if path.exists() or path.is_symlink():
         if not overwrite:
-            raise OutputExistsError(f'{path} exists (use --overwrite to replace it)')
+            raise OutputExistsError(f'{path} exists (use overwrite=True to replace it)')
         if made_by_tifwriter(path) is None:
             raise NotOursError(
-                f'{path} exists and was not made by tifwriter: --overwrite only replaces '
+                f'{path} exists and was not made by tifwriter: overwrite=True only replaces '
                 "tifwriter's own outputs (a staging file, a TIFF, PNG or annotation file it wrote); "
                 'move or delete it yourself'
             )
@@ -72,7 +73,6 @@ def check_output_path(
     return path
 
 
-FRAGMENTS_SUFFIX = '.fragments'
 _HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _TIFF_SIGNATURES = (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+')
@@ -107,11 +107,11 @@ def made_by_tifwriter(path: str | os.PathLike) -> str | None:
             with h5py.File(path, 'r', locking=False) as h5:
                 fmt = h5.attrs.get('format')
             fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-            return 'staging' if fmt == 'tifwriter-staging' else None
+            return 'staging' if fmt == STAGING_FORMAT_NAME else None
         if head[:4] in _TIFF_SIGNATURES:
-            import tifffile
+            from .tiff.read import open_tiff
 
-            with tifffile.TiffFile(path) as tif:
+            with open_tiff(path) as tif:
                 page = tif.pages.first
                 texts = (page.software or '', page.description or '')
             return 'tiff' if any(t.startswith(PROVENANCE_PREFIX) for t in texts) else None
@@ -226,7 +226,7 @@ def atomic_output(
                 os.fsync(fh.fileno())
         # Checked again: another process may have created it meanwhile.
         if path.exists() and not overwrite:
-            raise OutputExistsError(f'{path} exists (use --overwrite to replace it)')
+            raise OutputExistsError(f'{path} exists (use overwrite=True to replace it)')
         os.replace(tmp, path)
         if fsync:
             fsync_directory(path.parent)

@@ -42,7 +42,8 @@ import json
 import os
 import re
 import urllib.parse
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .errors import InvalidOptionError
 
@@ -128,7 +129,7 @@ class LabelClass:
     @property
     def hex(self) -> str:
         """Colour as ``#rrggbb``."""
-        return '#%02x%02x%02x' % self.colour
+        return '#' + ''.join(f'{c:02x}' for c in self.colour)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +184,7 @@ class ClassTable:
         entry = self.get(int(value))
         return entry.colour if entry is not None else default_colour(int(value))
 
-    def with_values(self, values: Iterable[int]) -> 'ClassTable':
+    def with_values(self, values: Iterable[int]) -> ClassTable:
         """Only the classes of ``values`` (in table order)."""
         keep = set(values)
         return ClassTable(tuple(c for c in self.classes if c.value in keep))
@@ -198,7 +199,7 @@ class ClassTable:
         return json.dumps(self.to_list(), ensure_ascii=True, separators=(',', ':'))
 
     @classmethod
-    def from_json(cls, text: str) -> 'ClassTable':
+    def from_json(cls, text: str) -> ClassTable:
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -210,7 +211,7 @@ class ClassTable:
         return ','.join(f'{c.value}:{_encode_name(c.name)}:{c.hex[1:]}' for c in self.classes)
 
     @classmethod
-    def from_description_field(cls, text: str) -> 'ClassTable':
+    def from_description_field(cls, text: str) -> ClassTable:
         entries = []
         for part in text.split(','):
             value, sep1, rest = part.partition(':')
@@ -369,7 +370,7 @@ def _encode_name(name: str) -> str:
         pattern = re.compile(re.escape(word), re.IGNORECASE)
         # Encoding the first letter of each occurrence breaks the word; the
         # escape itself ('%78', '%44') holds no letter of any of the words.
-        encoded = pattern.sub(lambda m: '%%%02X' % ord(m.group(0)[0]) + m.group(0)[1:], encoded)
+        encoded = pattern.sub(lambda m: f'%{ord(m.group(0)[0]):02X}' + m.group(0)[1:], encoded)
     return encoded
 
 

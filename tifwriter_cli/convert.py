@@ -23,10 +23,10 @@ import numpy
 
 from .errors import LossyConversionError, PatchError
 from .spec import CanvasSpec
+from .vocab import CONVERT_MODES
 
-__all__ = ['CONVERT_MODES', 'as_canvas_patch']
+__all__ = ['as_canvas_patch']
 
-CONVERT_MODES = ('exact', 'scale', 'clip')
 
 
 def as_canvas_patch(

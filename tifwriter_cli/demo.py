@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy
 
@@ -51,7 +52,7 @@ class _BlobField:
         xs = numpy.arange(x, x + width, dtype=numpy.float32)
         ys = numpy.arange(y, y + height, dtype=numpy.float32)
         field = numpy.zeros((height, width), dtype=numpy.float32)
-        for cx, cy, sigma, amp in zip(self.cx, self.cy, self.sigma, self.amp):
+        for cx, cy, sigma, amp in zip(self.cx, self.cy, self.sigma, self.amp, strict=True):
             gx = numpy.exp(-((xs - cx) ** 2) / (2 * sigma**2)).astype(numpy.float32)
             gy = numpy.exp(-((ys - cy) ** 2) / (2 * sigma**2)).astype(numpy.float32)
             if gx.max() < 1e-4 or gy.max() < 1e-4:

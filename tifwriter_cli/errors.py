@@ -15,6 +15,7 @@ __all__ = [
     'EXIT_OK',
     'EXIT_FAILURE',
     'EXIT_USAGE',
+    'EXIT_INTERRUPTED',
     'EXIT_TERMINATED',
     'TifwriterError',
     'InvalidOptionError',
@@ -31,6 +32,8 @@ __all__ = [
     'CorruptFragmentError',
     'NotOursError',
     'MissingExtraError',
+    'Terminated',
+    'IngestTerminated',
 ]
 
 def one_line(message: object) -> str:
@@ -46,7 +49,8 @@ def one_line(message: object) -> str:
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_TERMINATED = 143  # SIGTERM (a scheduler's time limit)
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM (a scheduler's time limit): 128 + 15
 
 
 class TifwriterError(Exception):
@@ -104,6 +108,13 @@ class SlideReadError(TifwriterError, ValueError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived (a scheduler's time limit): unwind like Ctrl-C, so
     every atomic output removes its temp file, and exit 143."""
+
+
+class IngestTerminated(TifwriterError):
+    """An ingest was stopped by SIGTERM (e.g. a SLURM time limit) after
+    publishing what it staged (:func:`tifwriter_cli.termination.sigterm_event`)."""
+
+    exit_code = EXIT_TERMINATED
 
 
 class StagingWriteError(TifwriterError, OSError):

@@ -115,8 +115,7 @@ def finalize(
     ``classes`` names the labels written (replacing the canvas' table).
     """
     from .engines import get_engine
-    from .tiff.codecs import COMPRESSIONS
-    from .tiff.pyramid import RESAMPLING_METHODS
+    from .vocab import COMPRESSIONS, RESAMPLINGS
 
     started = time.monotonic()
     # -- options on their own --------------------------------------------
@@ -128,9 +127,9 @@ def finalize(
             )
     if resampling is not None:
         resampling = str(resampling).lower()
-        if resampling not in RESAMPLING_METHODS:
+        if resampling not in RESAMPLINGS:
             raise InvalidOptionError(
-                f'resampling must be one of {", ".join(RESAMPLING_METHODS)}, got {resampling!r}'
+                f'resampling must be one of {", ".join(RESAMPLINGS)}, got {resampling!r}'
             )
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise InvalidOptionError(f'quality must be an integer from 1 to 100, got {quality!r}')
@@ -138,7 +137,7 @@ def finalize(
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidOptionError(f'workers must be a positive integer, got {workers!r}')
-    from .tiff.compat import FLAVORS
+    from .vocab import FLAVORS
 
     flavor = str(flavor).lower()
     if flavor not in FLAVORS:
@@ -212,9 +211,10 @@ def _finalize_source(
     from . import __version__
     from .engines import WriteOptions
     from .tiff.codecs import COMPRESSION_TAGS, check_compression, photometric_for
-    from .tiff.compat import READER_TITLES, flavor_advice, plan_problems, reader_problems
+    from .tiff.compat import plan_problems, reader_problems, reader_warnings
     from .tiff.metadata import default_channel_names, ome_description, provenance_description
     from .tiff.plan import plan_pyramid
+    from .tiff.readers import flavor_advice
 
     spec: CanvasSpec = source.spec
     default_compression, default_resampling = default_options(spec)
@@ -263,7 +263,7 @@ def _finalize_source(
         if not force:
             raise InvalidOptionError(
                 'jpeg is lossy and would invent labels at class borders; use lzw or '
-                'deflate (or --force to write it anyway)'
+                'deflate (or force=True to write it anyway)'
             )
         warn('jpeg on labels (forced): values near class borders will be wrong')
     if resampling == 'mean' and spec.kind == 'labels':
@@ -278,12 +278,11 @@ def _finalize_source(
     if flavor == 'ome':
         # An OME-TIFF is for Bio-Formats (and large_image); ASAP and
         # OpenSlide do not read it at all, whatever the pixels.
-        problems = {r: problems[r] for r in ('bioformats', 'large_image')}
+        problems = [p for p in problems if p.reader in ('bioformats', 'large_image')]
         warn('OME-TIFF flavor: ASAP and OpenSlide do not read this file (ASAP refuses its OME-XML, '
-             'OpenSlide does not see its SubIFDs); --flavor wsi is for them')
-    for reader, reasons in problems.items():
-        if reasons:
-            warn(f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(reasons)}')
+             "OpenSlide does not see its SubIFDs); flavor='wsi' is for them")
+    for message in reader_warnings(problems):
+        warn(message)
     advice = flavor_advice(dtype=spec.dtype, channels=spec.channels, flavor=flavor)
     if advice:
         warn(advice)
@@ -304,10 +303,10 @@ def _finalize_source(
 
     levels = plan_pyramid(spec.width, spec.height, spec.tile_size)
     if flavor == 'wsi':
-        for reader, reasons in plan_problems(
-            [(level.width, level.height, level.tile) for level in levels]
-        ).items():
-            warn(f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(reasons)}')
+        for message in reader_warnings(
+            plan_problems([(level.width, level.height, level.tile) for level in levels])
+        ):
+            warn(message)
     options = WriteOptions(
         spec=spec,
         levels=tuple(levels),

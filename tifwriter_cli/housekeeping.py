@@ -112,7 +112,7 @@ def _unstage_fragment(staging: str | os.PathLike, number: int) -> str:
 
 
 def _key_matches(key: str, pattern: str) -> bool:
-    from .contribution import FILE_KEY_PREFIX
+    from .ingest.contribution import FILE_KEY_PREFIX
 
     if fnmatch.fnmatchcase(key, pattern):
         return True
@@ -208,7 +208,7 @@ def gc(staging: str | os.PathLike, *, older_than: float = DEFAULT_GC_AGE) -> GcR
     try:
         with read_staging(staging) as snapshot:
             ignored = set(snapshot.withdrawn_fragments)
-            paths = dict(zip(snapshot.fragment_sequences, snapshot.fragment_paths))
+            paths = dict(zip(snapshot.fragment_sequences, snapshot.fragment_paths, strict=True))
     except CorruptFragmentError as exc:
         log.warning('withdrawn fragments not looked for: %s', exc)
         ignored, paths = set(), {}

@@ -209,7 +209,7 @@ class LabelCensus:
         if unknown.size:
             values, counts = numpy.unique(unknown, return_counts=True)
             with self._lock:
-                for value, count in zip(values.tolist(), counts.tolist()):
+                for value, count in zip(values.tolist(), counts.tolist(), strict=True):
                     self._counts[value] = self._counts.get(value, 0) + int(count)
         return pixels
 

@@ -30,7 +30,8 @@ import os
 import stat
 import zipfile
 import zlib
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 import numpy
 import numpy.lib.format as npy_format

@@ -23,10 +23,8 @@ are multiples of ``D`` ASAP's ratio is off by one on an axis and its panel
 shows nothing (a warning is logged). Either way nothing is stretched:
 every canvas pixel sits exactly on its block.
 
-Slides are read through OpenSlide when it is installed and opens the file
-(any format it knows, ``.svs``, ``.mrxs``, ``.ndpi``, generic tiled TIFF,
-...), otherwise through tifffile (TIFF only). OpenSlide is imported lazily:
-it is an optional dependency.
+Slides are read by :func:`tifwriter_cli.slide_reader.read_slide_geometry`
+(OpenSlide, else :mod:`tifwriter_cli.tiff.read`).
 """
 
 from __future__ import annotations
@@ -35,11 +33,11 @@ import dataclasses
 import logging
 import math
 import operator
-import os
-import re
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidOptionError, SlideReadError
+from .errors import InvalidOptionError
+from .vocab import COORDS, EDGES
 
 if TYPE_CHECKING:
     from .spec import CanvasSpec
@@ -47,14 +45,11 @@ if TYPE_CHECKING:
 __all__ = [
     'SlideGeometry',
     'CanvasGeometry',
-    'read_slide_geometry',
     'canvas_from_slide',
-    'resolve_canvas_geometry',
     'slide_to_canvas',
     'canvas_position',
     'COORDS_CHOICES',
     'canvas_to_slide',
-    'tiff_page_spacing',
     'EDGE_CHOICES',
 ]
 
@@ -67,7 +62,7 @@ _INTEGER_SNAP = 1e-6
 #: How a canvas at downsample D meets the slide's right and bottom edges:
 #: 'drop' = floor(slide / D) (ASAP's overlay panel places it), 'cover' =
 #: ceil(slide / D) (covers the last partial block).
-EDGE_CHOICES = ('drop', 'cover')
+EDGE_CHOICES = EDGES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,178 +104,6 @@ class CanvasGeometry:
     def to_spec_fields(self) -> dict[str, Any]:
         """The matching :class:`~tifwriter_cli.spec.CanvasSpec` keyword arguments."""
         return dataclasses.asdict(self)
-
-
-# -- reading -------------------------------------------------------------
-def read_slide_geometry(path: str | os.PathLike) -> SlideGeometry:
-    """Geometry of the slide at ``path`` (OpenSlide first, then tifffile).
-
-    Raises :class:`SlideReadError` (one line naming the file) when neither
-    reader can open it.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise SlideReadError(f'slide {path} does not exist')
-    if os.path.isdir(path):
-        # OpenSlide reads some formats from a directory's index file only.
-        raise SlideReadError(f'slide {path} is a directory, not a slide file')
-    geometry = _read_with_openslide(path)
-    if geometry is not None:
-        return geometry
-    return _read_with_tifffile(path)
-
-
-def _open_openslide(path: str) -> Any | None:
-    """An ``openslide.OpenSlide`` for path, or None (not installed, not readable)."""
-    try:
-        import openslide
-    except (ImportError, OSError):
-        # OSError: the Python package is there but the C library is not.
-        return None
-    try:
-        return openslide.OpenSlide(path)
-    except openslide.OpenSlideError as exc:
-        logger.debug('OpenSlide cannot open %s: %s', path, exc)
-        return None
-
-
-def _read_with_openslide(path: str) -> SlideGeometry | None:
-    slide = _open_openslide(path)
-    if slide is None:
-        return None
-    import openslide
-
-    with slide:
-        width, height = slide.dimensions
-        mpp_x = _positive_float(slide.properties.get(openslide.PROPERTY_NAME_MPP_X))
-        mpp_y = _positive_float(slide.properties.get(openslide.PROPERTY_NAME_MPP_Y))
-        if mpp_x is not None and mpp_y is None:
-            mpp_y = mpp_x
-        if mpp_x is None:
-            mpp_y = None
-        return SlideGeometry(
-            path=path,
-            width=int(width),
-            height=int(height),
-            mpp_x=mpp_x,
-            mpp_y=mpp_y,
-            level_dimensions=tuple((int(w), int(h)) for w, h in slide.level_dimensions),
-            level_downsamples=tuple(float(d) for d in slide.level_downsamples),
-            reader='openslide',
-        )
-
-
-def _read_with_tifffile(path: str) -> SlideGeometry:
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            levels = tiff_pyramid_pages(tif)
-            page = levels[0]
-            mpp_x, mpp_y = tiff_page_spacing(page)
-            if mpp_x is None and tif.is_svs:
-                # Aperio SVS: the pixel size is in the description only.
-                mpp_x = mpp_y = _svs_mpp(page.description)
-    except SlideReadError:
-        raise
-    except Exception as exc:  # tifffile raises many kinds on non-TIFF input
-        raise SlideReadError(
-            f'cannot read slide {path}: not a format OpenSlide or tifffile reads '
-            f'({type(exc).__name__}: {_first_line(exc)})'
-        ) from None
-    dims = tuple((int(p.imagewidth), int(p.imagelength)) for p in levels)
-    width, height = dims[0]
-    return SlideGeometry(
-        path=path,
-        width=width,
-        height=height,
-        mpp_x=mpp_x,
-        mpp_y=mpp_y,
-        level_dimensions=dims,
-        level_downsamples=tuple((width / w + height / h) / 2 for w, h in dims),
-        reader='tifffile',
-    )
-
-
-def tiff_pyramid_pages(tif: Any) -> list[Any]:
-    """Pages of a TIFF's first image pyramid, level 0 first (TiffPage objects).
-
-    tifffile's first series gives the levels (SubIFDs, reduced pages, SVS,
-    OME ...). When it lists a single level, later top-level pages flagged
-    reduced-resolution (NewSubfileType bit 0) and strictly narrower than
-    the one before are taken as levels, the way OpenSlide and ASAP do.
-    """
-    from .errors import NotATiffError
-
-    if not tif.series:
-        raise NotATiffError(f'{tif.filename} holds no image')
-    series = tif.series[0]
-    pages = [_as_page(level.pages[0]) for level in series.levels if level.pages]
-    pages = [p for p in pages if p is not None]
-    if not pages or not pages[0].shape:
-        raise NotATiffError(f'{tif.filename} holds no readable image')
-    if len(pages) == 1:
-        base = pages[0]
-        for page in tif.pages[1:]:
-            page = _as_page(page)
-            if page is None or not page.is_reduced or not page.shape:
-                continue
-            # Same pixels, smaller: a level (not a mask or a label image).
-            if (
-                page.imagewidth < pages[-1].imagewidth
-                and page.samplesperpixel == base.samplesperpixel
-                and page.dtype == base.dtype
-            ):
-                pages.append(page)
-    return pages
-
-
-def _as_page(page: Any) -> Any:
-    if page is None:
-        return None
-    return page.aspage() if hasattr(page, 'aspage') else page
-
-
-def tiff_page_spacing(page: Any) -> tuple[float | None, float | None]:
-    """Micrometres per pixel from X/YResolution and ResolutionUnit, or (None, None).
-
-    Only centimetre and inch units carry a physical size (as in OpenSlide);
-    a missing unit or unit 'none' means unknown.
-    """
-    unit_tag = page.tags.get('ResolutionUnit')
-    if unit_tag is None:
-        return None, None
-    micrometres_per_unit = {2: 25400.0, 3: 10000.0}.get(int(unit_tag.value))
-    if micrometres_per_unit is None:
-        return None, None
-    spacing = []
-    for name in ('XResolution', 'YResolution'):
-        tag = page.tags.get(name)
-        if tag is None:
-            return None, None
-        numerator, denominator = tag.value
-        if not numerator or not denominator:
-            return None, None
-        spacing.append(micrometres_per_unit * denominator / numerator)
-    return spacing[0], spacing[1]
-
-
-def _svs_mpp(description: str) -> float | None:
-    match = re.search(r'\|\s*MPP\s*=\s*([0-9.eE+-]+)', description or '')
-    return _positive_float(match.group(1)) if match else None
-
-
-def _positive_float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number > 0 else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else 'unreadable'
 
 
 # -- canvases ------------------------------------------------------------
@@ -521,7 +344,7 @@ _INTEGRAL_TOLERANCE = 1e-6
 
 
 #: What ``--coords`` / ``coords=`` accept: where a patch's x, y are given.
-COORDS_CHOICES = ('canvas', 'slide')
+COORDS_CHOICES = COORDS
 
 
 def canvas_position(x: int, y: int, *, coords: str, spec: CanvasSpec) -> tuple[int, int]:
@@ -545,85 +368,9 @@ def canvas_to_slide(cx: Any, cy: Any, downsample: float) -> tuple[Any, Any]:
     return cx * factor, cy * factor
 
 
-# -- the init resolver -----------------------------------------------------
-def resolve_canvas_geometry(
-    *,
-    width: int | None,
-    height: int | None,
-    spacing: float | None,
-    spacing_y: float | None,
-    like: str | os.PathLike | None,
-    downsample: float | None,
-    level: int | None,
-    edge: str | None = None,
-) -> dict[str, Any]:
-    """CanvasSpec fields (width, height, spacing_x, spacing_y, slide_downsample)
-    from ``init``'s geometry options.
-
-    Without ``like``: width and height are required and ``spacing`` /
-    ``spacing_y`` are the canvas' own pixel size (as before); downsample and
-    level are refused (they mean nothing without a slide).
-
-    With ``like`` SLIDE: the size comes from the slide, so width and height
-    are refused (an override would silently misalign the canvas), and
-    ``spacing`` means the TARGET micrometres per pixel, one of
-    ``spacing`` / ``downsample`` / ``level`` at most (none: the slide's
-    own resolution); ``spacing_y`` is refused (the y pixel size follows
-    the slide's). ``edge`` ('drop' or 'cover', None = 'drop') sizes a
-    downsample or spacing canvas (see :func:`canvas_from_slide`); it is
-    refused with ``level`` (the level's own size) and without ``like``.
-    """
-    if like is None:
-        for name, value in (('--downsample', downsample), ('--level', level), ('--edge', edge)):
-            if value is not None:
-                raise InvalidOptionError(f'{name} needs --like SLIDE')
-        missing = [name for name, value in (('--width', width), ('--height', height))
-                   if value is None]
-        if missing:
-            raise InvalidOptionError(
-                f'{" and ".join(missing)} required (or --like SLIDE to take the size '
-                'from a slide)'
-            )
-        return {
-            'width': width,
-            'height': height,
-            'spacing_x': spacing,
-            'spacing_y': spacing_y,
-            'slide_downsample': 1.0,
-        }
-    given = [name for name, value in (('--width', width), ('--height', height))
-             if value is not None]
-    if given:
-        raise InvalidOptionError(
-            f'{" and ".join(given)} cannot be combined with --like (the size comes from '
-            'the slide; use --downsample, --level or --spacing to choose the resolution)'
-        )
-    if spacing_y is not None:
-        raise InvalidOptionError(
-            '--spacing-y cannot be combined with --like (the y pixel size follows the slide)'
-        )
-    chosen = [name for name, value in
-              (('--spacing', spacing), ('--downsample', downsample), ('--level', level))
-              if value is not None]
-    if len(chosen) > 1:
-        raise InvalidOptionError(
-            f'{" and ".join(chosen)} are exclusive with --like: give one resolution'
-        )
-    if edge is not None and level is not None:
-        raise InvalidOptionError(
-            "--edge cannot be combined with --level (the canvas takes the level's own size)"
-        )
-    geometry = read_slide_geometry(like)
-    canvas = canvas_from_slide(
-        geometry, downsample=downsample, level=level, spacing=spacing,
-        edge='drop' if edge is None else edge,
-    )
-    return canvas.to_spec_fields()
-
-
 def level_summary(geometry: SlideGeometry) -> Sequence[str]:
     """One 'L: WxH (downsample)' string per level, for messages."""
     return [
         f'{i}: {w}x{h} (x{d:g})'
-        for i, ((w, h), d) in enumerate(zip(geometry.level_dimensions, geometry.level_downsamples))
+        for i, ((w, h), d) in enumerate(zip(geometry.level_dimensions, geometry.level_downsamples, strict=True))
     ]

@@ -13,24 +13,19 @@ from typing import Any
 import numpy
 
 from .errors import InvalidOptionError
+from .vocab import DTYPES, KINDS, MERGE_RULES
 
 __all__ = [
     'CanvasSpec',
     'DTYPES',
     'MERGE_RULES',
-    'DATA_KINDS',
+    'KINDS',
     'MAX_SIDE',
     'MAX_PIXELS',
     'MIN_SPACING_UM',
     'MAX_SPACING_UM',
 ]
 
-#: Pixel types a canvas may hold (what ASAP and tifffile both read).
-DTYPES = ('uint8', 'uint16', 'uint32', 'float32')
-#: How overlapping writes combine. ``overwrite``: the last published wins.
-MERGE_RULES = ('overwrite', 'mean', 'max', 'min')
-#: What the data is; finalize picks resampling and compression from it.
-DATA_KINDS = ('labels', 'probability', 'image')
 #: TIFF and sane memory bounds; 2**31 px a side is far beyond any slide.
 MAX_SIDE = 2**31 - 1
 MAX_CHANNELS = 64
@@ -136,9 +131,9 @@ class CanvasSpec:
             raise InvalidOptionError(
                 f'merge rule must be one of {", ".join(MERGE_RULES)}, got {self.merge!r}'
             )
-        if self.kind not in DATA_KINDS:
+        if self.kind not in KINDS:
             raise InvalidOptionError(
-                f'kind must be one of {", ".join(DATA_KINDS)}, got {self.kind!r}'
+                f'kind must be one of {", ".join(KINDS)}, got {self.kind!r}'
             )
         object.__setattr__(self, 'fill', _checked_fill(self.fill, self.dtype))
         downsample = float(self.slide_downsample)
@@ -169,7 +164,7 @@ class CanvasSpec:
         return attrs
 
     @classmethod
-    def from_attrs(cls, attrs: Any) -> 'CanvasSpec':
+    def from_attrs(cls, attrs: Any) -> CanvasSpec:
         """Inverse of :meth:`to_attrs`; tolerant of numpy scalar types."""
         fields = {f.name for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
@@ -193,7 +188,7 @@ class CanvasSpec:
             values.pop('classes', None)
         return cls(**values)
 
-    def replace(self, **changes: Any) -> 'CanvasSpec':
+    def replace(self, **changes: Any) -> CanvasSpec:
         return dataclasses.replace(self, **changes)
 
 

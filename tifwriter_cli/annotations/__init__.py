@@ -31,8 +31,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import InvalidOptionError, MissingExtraError, StagingNotFoundError
 
@@ -157,7 +158,7 @@ def export_annotations(
                 min_area=min_area, tolerance=tolerance, to_output=to_output,
             )
             entries = []
-            for (value, _), polygon in zip(batch, kept):
+            for (value, _), polygon in zip(batch, kept, strict=True):
                 if polygon is None:
                     dropped += 1
                     continue
@@ -247,7 +248,7 @@ def place_polygons(
     if to_output is not None:
         geometries = shapely.transform(geometries, to_output)
     geometries = shapely.orient_polygons(geometries, exterior_cw=False)
-    return [geometry if kept else None for geometry, kept in zip(geometries.tolist(), keep.tolist())]
+    return [geometry if kept else None for geometry, kept in zip(geometries.tolist(), keep.tolist(), strict=True)]
 
 
 def _class_of(table: Any, value: Any) -> tuple[str, tuple[int, int, int]]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 
-from ..errors import InvalidOptionError, NotAStagingFileError, NotATiffError, one_line
+from ..errors import InvalidOptionError, NotAStagingFileError
 
 __all__ = ['MaskSource', 'open_mask']
 
@@ -39,7 +40,7 @@ class MaskSource:
     read_rows: Callable[[int, int], numpy.ndarray]
     close: Callable[[], None]
 
-    def __enter__(self) -> 'MaskSource':
+    def __enter__(self) -> MaskSource:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -49,7 +50,7 @@ class MaskSource:
 def open_mask(path: str | os.PathLike, *, level: int = 0) -> MaskSource:
     """The label mask of a staging unit or TIFF at ``path`` (pyramid ``level``
     of a TIFF; a staging unit has level 0 only)."""
-    from ..report import sniff
+    from ..info import sniff
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -104,36 +105,31 @@ def _staging_mask(path: str) -> MaskSource:
 
 
 def _tiff_mask(path: str, level: int) -> MaskSource:
-    import tifffile
+    import contextlib
 
     from ..classes import classes_from_provenance
-    from ..slide import tiff_pyramid_pages
     from ..tiff.metadata import parse_description
-    from ..tiff.window import read_window
+    from ..tiff.read import open_tiff, page_channels, pyramid_pages, read_window, tiff_errors
 
+    stack = contextlib.ExitStack()
+    tif = stack.enter_context(open_tiff(path))
     try:
-        tif = tifffile.TiffFile(path)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means "not a TIFF we can read"
-        raise NotATiffError(f'{path} is not a readable TIFF ({one_line(exc)})') from None
-    try:
-        pages = tiff_pyramid_pages(tif)
+        with tiff_errors(path):
+            pages = pyramid_pages(tif)
         if level >= len(pages):
             raise InvalidOptionError(f'{path} has levels 0 to {len(pages) - 1}, not {level}')
         base, page = pages[0], pages[level]
-        separate, _, _, _, contig = page.shaped
         width, height, dtype = int(page.imagewidth), int(page.imagelength), numpy.dtype(page.dtype)
         fields = parse_description(base.description) or {}
-        _check_labels(path, int(separate * contig), dtype, fields.get('kind'))
+        _check_labels(path, page_channels(page), dtype, fields.get('kind'))
         classes = classes_from_provenance(fields)
     except BaseException:
-        tif.close()
+        stack.close()
         raise
 
     def read_rows(top: int, bottom: int) -> numpy.ndarray:
-        try:
+        with tiff_errors(path, 'cannot be decoded'):
             return read_window(page, 0, top, width, bottom - top)[:, :, 0]
-        except (ValueError, NotImplementedError, OSError) as exc:
-            raise NotATiffError(f'{path}: cannot decode the image ({one_line(exc)})') from None
 
     block = int(page.tilelength) if page.is_tiled else int(page.rowsperstrip or 1)
     return MaskSource(
@@ -141,7 +137,7 @@ def _tiff_mask(path: str, level: int) -> MaskSource:
         classes=classes, level_downsample=_level_downsample(base.imagewidth, page.imagewidth),
         slide_downsample=float(fields.get('slide_downsample', 1.0)),
         fill=float(fields.get('fill', 0.0)), block_rows=max(1, min(block, height)),
-        read_rows=read_rows, close=tif.close,
+        read_rows=read_rows, close=stack.close,
     )
 
 

@@ -19,7 +19,8 @@ mask's pixel coordinates (x right, y down; pixel (c, r) is the square
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy
 
@@ -50,7 +51,7 @@ class _Region:
         self.pieces = [piece]
         self.parent: _Region | None = None
 
-    def root(self) -> '_Region':
+    def root(self) -> _Region:
         node = self
         while node.parent is not None:
             node = node.parent

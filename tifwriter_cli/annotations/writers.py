@@ -42,7 +42,7 @@ class GeoJsonWriter:
         self.object_type = object_type
         self.count = 0
         self._properties: dict[tuple[str, tuple[int, int, int]], str] = {}
-        handle.write('{"type": "FeatureCollection", "generator": %s, "features": [' % json.dumps(generator))
+        handle.write(f'{{"type": "FeatureCollection", "generator": {json.dumps(generator)}, "features": [')
 
     def add_many(self, entries: list[tuple[Any, str, tuple[int, int, int]]]) -> int:
         """Write (polygon, class name, colour) features; returns their vertices."""
@@ -53,7 +53,7 @@ class GeoJsonWriter:
         geometries = [polygon for polygon, _, _ in entries]
         texts = shapely.to_geojson(geometries)  # GEOS writes the coordinates: fast
         parts = []
-        for text, (_, name, colour) in zip(texts.tolist(), entries):
+        for text, (_, name, colour) in zip(texts.tolist(), entries, strict=True):
             key = (name, colour)
             properties = self._properties.get(key)
             if properties is None:
@@ -63,8 +63,7 @@ class GeoJsonWriter:
                     'isLocked': False,
                 })
             parts.append(
-                '{"type": "Feature", "id": "%s", "geometry": %s, "properties": %s}'
-                % (uuid.uuid4(), text, properties)
+                f'{{"type": "Feature", "id": "{uuid.uuid4()}", "geometry": {text}, "properties": {properties}}}'
             )
         self.handle.write((',\n' if self.count else '\n') + ',\n'.join(parts))
         self.count += len(parts)
@@ -130,7 +129,7 @@ def hole_group(name: str) -> str:
 
 
 def _hex(colour: tuple[int, int, int]) -> str:
-    return '#%02X%02X%02X' % tuple(colour)
+    return '#' + ''.join(f'{c:02X}' for c in colour)
 
 
 def writer_for(fmt: str) -> type:

@@ -20,7 +20,7 @@ def command(ctx: click.Context, directory: str, width: int, height: int, workers
     pyramidal TIFF, check it, and print what to open.
     """
     from ..demo import DEMO_CLASSES, run_demo
-    from ..tiff.inspect import format_tiff_report
+    from ..info import format_tiff_report
 
     bar = None
     if show_progress(ctx):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from ..vocab import COMPRESSIONS, ENGINES, FLAVORS, RESAMPLINGS
 from .options import classes_opt, is_quiet, overwrite_opt, show_progress, staging_arg, workers_opt
 
-# Kept here (not imported from the library) so --help never imports numpy.
-COMPRESSION_CHOICES = 'none|lzw|jpeg|deflate|zstd'
-RESAMPLING_CHOICES = 'nearest|mode|mean|max|min'
+# Metavars, not Choices: the library checks the value (and a Choice would
+# not let the default come from the canvas kind).
+COMPRESSION_CHOICES = '|'.join(COMPRESSIONS)
+RESAMPLING_CHOICES = '|'.join(RESAMPLINGS)
 
 
 @click.command('finalize')
@@ -41,14 +43,14 @@ RESAMPLING_CHOICES = 'nearest|mode|mean|max|min'
 @click.option('--force', is_flag=True, help='Allow jpeg on labels (lossy: invents labels).')
 @click.option(
     '--engine',
-    metavar='[native|asap]',
+    metavar=f'[{"|".join(ENGINES)}]',
     default='native',
     show_default=True,
     help="Writer: ours, or ASAP's multiresolutionimageinterface when installed.",
 )
 @click.option(
     '--flavor',
-    type=click.Choice(['wsi', 'ome'], case_sensitive=False),
+    type=click.Choice(FLAVORS, case_sensitive=False),
     default='wsi',
     show_default=True,
     help='wsi: levels in the IFD chain (ASAP, OpenSlide, large_image); ome: an OME-TIFF, pyramid '
@@ -101,7 +103,7 @@ def command(
     only read; OUT appears complete or not at all.
     """
     from ..finalization import finalize
-    from ..report import format_bytes
+    from ..info import format_bytes
 
     report = finalize(
         staging,

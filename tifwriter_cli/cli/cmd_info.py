@@ -22,13 +22,13 @@ def command(path: str, as_json: bool) -> None:
     import os
 
     from ..errors import StagingNotFoundError
-    from ..report import describe_path
+    from ..info import describe_path
 
     if not os.path.exists(path):
         raise StagingNotFoundError(f'{path} does not exist (a staging file is created by `tifwriter init`)')
     kind, report, text, exit_code = describe_path(path)
     if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         click.echo(text)
     if exit_code:

@@ -8,13 +8,10 @@ from typing import Any
 
 import click
 
+from ..vocab import COORDS, DEFAULT_PATTERN, ON_ERROR
 from .options import convert_opt, json_opt, show_progress, staging_arg
 
 log = logging.getLogger('tifwriter_cli.cli.ingest')
-
-#: Same as tifwriter_cli.ingest.DEFAULT_PATTERN (not imported: that would
-#: import numpy just to show --help; a test keeps the two equal).
-DEFAULT_PATTERN = '*{x}_{y}.npy'
 
 
 @click.command('ingest-npy-dir')
@@ -27,7 +24,7 @@ DEFAULT_PATTERN = '*{x}_{y}.npy'
 )
 @click.option('--recursive', is_flag=True, help='Search subdirectories of DIR too.')
 @click.option(
-    '--on-error', type=click.Choice(['stop', 'skip']), default='stop', show_default=True,
+    '--on-error', type=click.Choice(ON_ERROR), default='stop', show_default=True,
     help='At a bad file, stop (what was staged stays staged), or skip it and go on. '
     'Either way the exit status is 1 if any file failed.',
 )
@@ -40,7 +37,7 @@ DEFAULT_PATTERN = '*{x}_{y}.npy'
     'shard; "all" stages every file even inside an array job.',
 )
 @click.option(
-    '--coords', type=click.Choice(['canvas', 'slide']), default='canvas', show_default=True,
+    '--coords', type=click.Choice(COORDS), default='canvas', show_default=True,
     help='canvas: x, y in names are canvas pixels; slide: slide level-0 pixels, divided by '
     'the canvas downsample (floor).',
 )
@@ -82,7 +79,9 @@ def command(
       tifwriter ingest-npy-dir mask.h5 preds/ --pattern 'tile_{x}_{y}.npy'
       tifwriter ingest-npy-dir mask.h5 preds/ --shard 3/8     # task 3 of 8
     """
-    from ..ingest import IngestTerminated, ingest_npy_dir, sigterm_event
+    from ..errors import IngestTerminated
+    from ..ingest import ingest_npy_dir
+    from ..termination import sigterm_event
 
     resolved_shard = _resolve_shard(shard)
     with sigterm_event() as terminated, _progress_bar(ctx) as progress:

@@ -13,16 +13,11 @@ from typing import Any
 
 import click
 
-from .like_options import SPACING_HELP, like_slide_options
+from ..vocab import DTYPES, KINDS, MERGE_RULES
+from .like_options import SPACING_HELP, like_slide_options, resolve_canvas_geometry
 from .options import classes_opt, overwrite_opt, staging_arg
 
 log = logging.getLogger('tifwriter_cli.cli.init')
-
-# The choices are repeated here rather than imported from spec.py: importing
-# spec imports numpy, and this module is imported to show --help.
-DTYPE_CHOICES = ('uint8', 'uint16', 'uint32', 'float32')
-MERGE_CHOICES = ('overwrite', 'mean', 'max', 'min')
-KIND_CHOICES = ('labels', 'probability', 'image')
 
 
 @click.command('init')
@@ -31,7 +26,7 @@ KIND_CHOICES = ('labels', 'probability', 'image')
 @click.option('--height', type=int, default=None, help='Canvas height in pixels (unless --like).')
 @click.option('--channels', type=int, default=1, show_default=True, help='Values per pixel.')
 @click.option(
-    '--dtype', type=click.Choice(DTYPE_CHOICES), default='uint8', show_default=True,
+    '--dtype', type=click.Choice(DTYPES), default='uint8', show_default=True,
     help='Pixel type of the canvas and the TIFF.',
 )
 @click.option(
@@ -48,11 +43,11 @@ KIND_CHOICES = ('labels', 'probability', 'image')
     help='Value of pixels no patch covers (must fit the dtype).',
 )
 @click.option(
-    '--merge', type=click.Choice(MERGE_CHOICES), default='overwrite', show_default=True,
+    '--merge', type=click.Choice(MERGE_RULES), default='overwrite', show_default=True,
     help='How overlapping patches combine: overwrite (last published wins), mean, max, min.',
 )
 @click.option(
-    '--kind', type=click.Choice(KIND_CHOICES), default='labels', show_default=True,
+    '--kind', type=click.Choice(KINDS), default='labels', show_default=True,
     help='What the values are; finalize picks downsampling and compression from it.',
 )
 @classes_opt
@@ -85,8 +80,6 @@ def command(staging: str, overwrite: bool, **options: Any) -> None:
 
 def spec_fields_from_options(options: dict[str, Any]) -> dict[str, Any]:
     """CanvasSpec keyword arguments from the parsed options (validated by CanvasSpec)."""
-    from ..slide import resolve_canvas_geometry
-
     geometry = resolve_canvas_geometry(
         width=options['width'],
         height=options['height'],

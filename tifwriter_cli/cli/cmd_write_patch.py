@@ -10,6 +10,7 @@ import logging
 
 import click
 
+from ..vocab import COORDS
 from .options import convert_opt, staging_arg
 
 
@@ -20,7 +21,7 @@ from .options import convert_opt, staging_arg
 @click.option('--y', 'y', type=int, required=True, help='Row of the patch\'s top-left pixel (may be negative).')
 @convert_opt
 @click.option(
-    '--coords', type=click.Choice(['canvas', 'slide']), default='canvas', show_default=True,
+    '--coords', type=click.Choice(COORDS), default='canvas', show_default=True,
     help='canvas: X, Y are canvas pixels; slide: slide level-0 pixels, divided by the '
     'canvas downsample (floor).',
 )
@@ -42,9 +43,9 @@ def command(staging: str, patch: str, x: int, y: int, convert: str, coords: str,
     when it was rewritten or is placed elsewhere, and does nothing when it is
     unchanged at the same place.
     """
-    from ..contribution import stage_file
     from ..errors import PatchError
     from ..geometry import clip_to_canvas
+    from ..ingest.contribution import stage_file
     from ..staging import open_staging, read_staging
 
     # The file's current record, so a retried call (a requeued job) with the

@@ -2,7 +2,7 @@
 
 A Ctrl-C (or a scheduler's SIGINT) that arrives while Python still imports
 click and tifwriter used to print a KeyboardInterrupt traceback. This module
-imports nothing but ``signal`` and ``sys`` before it installs a handler that
+imports nothing but ``signal``, ``sys`` and the exit codes before it installs a handler that
 ends the process with the usual one line and exit status 130; once a command
 runs, :mod:`.main` takes over (and restores Python's default handler).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 
-EXIT_INTERRUPTED = 130
+from ..errors import EXIT_INTERRUPTED
 
 
 def _interrupted_while_starting(signum, frame):

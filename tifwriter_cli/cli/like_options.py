@@ -15,17 +15,23 @@ Usage in a command (``cmd_init``)::
 
 ``--spacing`` stays the command's own option: without ``--like`` it is the
 canvas pixel size, with ``--like`` the target pixel size (exclusive with
-``--downsample`` / ``--level``). The rules live in the library
-(:func:`tifwriter_cli.slide.resolve_canvas_geometry`), re-exported here.
+``--downsample`` / ``--level``). :func:`resolve_canvas_geometry` checks how
+they combine (its messages name the flags) and turns them into CanvasSpec
+fields; the geometry itself is the library's
+(:func:`tifwriter_cli.slide.canvas_from_slide`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import os
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from ..slide import EDGE_CHOICES, resolve_canvas_geometry
+from ..errors import InvalidOptionError
+from ..slide import EDGE_CHOICES, canvas_from_slide
+from ..slide_reader import read_slide_geometry
 
 __all__ = ['like_slide_options', 'resolve_canvas_geometry', 'SPACING_HELP']
 
@@ -80,3 +86,78 @@ def like_slide_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         function = option(function)
     return function
+
+
+def resolve_canvas_geometry(
+    *,
+    width: int | None,
+    height: int | None,
+    spacing: float | None,
+    spacing_y: float | None,
+    like: str | os.PathLike | None,
+    downsample: float | None,
+    level: int | None,
+    edge: str | None = None,
+) -> dict[str, Any]:
+    """CanvasSpec fields (width, height, spacing_x, spacing_y, slide_downsample)
+    from ``init``'s geometry options.
+
+    Without ``like``: width and height are required and ``spacing`` /
+    ``spacing_y`` are the canvas' own pixel size (as before); downsample and
+    level are refused (they mean nothing without a slide).
+
+    With ``like`` SLIDE: the size comes from the slide, so width and height
+    are refused (an override would silently misalign the canvas), and
+    ``spacing`` means the TARGET micrometres per pixel, one of
+    ``spacing`` / ``downsample`` / ``level`` at most (none: the slide's
+    own resolution); ``spacing_y`` is refused (the y pixel size follows
+    the slide's). ``edge`` ('drop' or 'cover', None = 'drop') sizes a
+    downsample or spacing canvas (see :func:`tifwriter_cli.slide.canvas_from_slide`); it is
+    refused with ``level`` (the level's own size) and without ``like``.
+    """
+    if like is None:
+        for name, value in (('--downsample', downsample), ('--level', level), ('--edge', edge)):
+            if value is not None:
+                raise InvalidOptionError(f'{name} needs --like SLIDE')
+        missing = [name for name, value in (('--width', width), ('--height', height))
+                   if value is None]
+        if missing:
+            raise InvalidOptionError(
+                f'{" and ".join(missing)} required (or --like SLIDE to take the size '
+                'from a slide)'
+            )
+        return {
+            'width': width,
+            'height': height,
+            'spacing_x': spacing,
+            'spacing_y': spacing_y,
+            'slide_downsample': 1.0,
+        }
+    given = [name for name, value in (('--width', width), ('--height', height))
+             if value is not None]
+    if given:
+        raise InvalidOptionError(
+            f'{" and ".join(given)} cannot be combined with --like (the size comes from '
+            'the slide; use --downsample, --level or --spacing to choose the resolution)'
+        )
+    if spacing_y is not None:
+        raise InvalidOptionError(
+            '--spacing-y cannot be combined with --like (the y pixel size follows the slide)'
+        )
+    chosen = [name for name, value in
+              (('--spacing', spacing), ('--downsample', downsample), ('--level', level))
+              if value is not None]
+    if len(chosen) > 1:
+        raise InvalidOptionError(
+            f'{" and ".join(chosen)} are exclusive with --like: give one resolution'
+        )
+    if edge is not None and level is not None:
+        raise InvalidOptionError(
+            "--edge cannot be combined with --level (the canvas takes the level's own size)"
+        )
+    geometry = read_slide_geometry(like)
+    canvas = canvas_from_slide(
+        geometry, downsample=downsample, level=level, spacing=spacing,
+        edge='drop' if edge is None else edge,
+    )
+    return canvas.to_spec_fields()

@@ -11,7 +11,15 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import EXIT_FAILURE, EXIT_TERMINATED, Terminated, TifwriterError, one_line
+from ..errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    TifwriterError,
+    one_line,
+)
+from ..termination import signal_handler
 from .wording import in_cli_words
 
 # Subcommand name -> module in this package defining ``command``. Loaded
@@ -51,7 +59,8 @@ class LazyGroup(click.Group):
             with _sigterm_unwinds(), _interrupts_never_swallowed() as interrupted:
                 result = super().invoke(ctx)
             if interrupted:
-                raise KeyboardInterrupt  # swallowed on the way: still an interrupted run
+                # Swallowed on the way: still an interrupted (or terminated) run.
+                raise Terminated() if any(isinstance(e, Terminated) for e in interrupted) else KeyboardInterrupt
             return result
         except Terminated:
             click.echo('tifwriter: terminated (SIGTERM); no output was left half-written', err=True)
@@ -67,7 +76,7 @@ class LazyGroup(click.Group):
             ctx.exit(EXIT_FAILURE)
         except KeyboardInterrupt:
             click.echo('tifwriter: interrupted', err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_INTERRUPTED)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table above: listing must not import the modules.
@@ -85,15 +94,8 @@ def _sigterm_unwinds():
     def raise_terminated(signum, frame):
         raise Terminated()
 
-    try:
-        previous = signal.signal(signal.SIGTERM, raise_terminated)
-    except ValueError:  # not the main thread (e.g. an embedding app): leave it
+    with signal_handler(signal.SIGTERM, raise_terminated):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -103,33 +105,35 @@ def _interrupts_never_swallowed():
     (h5py's object cleanup) is only printed as "Exception ignored" and lost,
     and a run then ended with exit 0 (2 of 7 interrupted ingests). The yielded
     list is non-empty after any Ctrl-C; those unraisable reports are muted."""
-    interrupted: list[bool] = []
+    interrupted: list[KeyboardInterrupt] = []
 
     def on_sigint(signum, frame):
-        interrupted.append(True)
+        interrupted.append(KeyboardInterrupt())
         raise KeyboardInterrupt
 
     def unraisable(report):
+        # Terminated (SIGTERM) is a KeyboardInterrupt too, and keeps its exit status.
         if isinstance(report.exc_value, KeyboardInterrupt):
-            interrupted.append(True)
+            interrupted.append(report.exc_value)
             return
         previous_hook(report)
 
-    try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread
-        yield interrupted
-        return
-    previous_hook = sys.unraisablehook
-    sys.unraisablehook = unraisable
-    try:
-        yield interrupted
-    finally:
-        sys.unraisablehook = previous_hook
+    def python_handler_after(previous):
         # Python's own handler afterwards, not launch.py's start-up one.
         if getattr(previous, '__name__', '') == '_interrupted_while_starting':
-            previous = signal.default_int_handler
-        signal.signal(signal.SIGINT, previous)
+            return signal.default_int_handler
+        return previous
+
+    with signal_handler(signal.SIGINT, on_sigint, restore=python_handler_after) as installed:
+        if not installed:  # not the main thread
+            yield interrupted
+            return
+        previous_hook = sys.unraisablehook
+        sys.unraisablehook = unraisable
+        try:
+            yield interrupted
+        finally:
+            sys.unraisablehook = previous_hook
 
 
 class _OneLineFormatter(logging.Formatter):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..vocab import CONVERT_MODES
+
 overwrite_opt = click.option(
     '--overwrite', is_flag=True, help='Replace the output if it exists (refused otherwise).'
 )
@@ -19,7 +21,7 @@ workers_opt = click.option(
 
 convert_opt = click.option(
     '--convert',
-    type=click.Choice(['exact', 'scale', 'clip']),
+    type=click.Choice(CONVERT_MODES),
     default='exact',
     show_default=True,
     help='exact: refuse values the canvas dtype cannot hold; scale: floats 0..1 '

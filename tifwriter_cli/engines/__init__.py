@@ -12,20 +12,19 @@ from __future__ import annotations
 import importlib
 
 from ..errors import EngineUnavailableError, InvalidOptionError
+from ..vocab import ENGINES
 from .base import Engine, EngineResult, WriteOptions
 
-__all__ = ['ENGINES', 'Engine', 'EngineResult', 'WriteOptions', 'get_engine']
+__all__ = ['Engine', 'EngineResult', 'WriteOptions', 'get_engine']
 
-#: Engine name -> module defining ``ENGINE_CLASS`` (imported on demand).
-ENGINES = {'native': 'native', 'asap': 'asap'}
+# Each engine is the module of its name defining ``ENGINE_CLASS`` (imported on demand).
 
 
 def get_engine(name: str) -> Engine:
     """The engine called ``name``; EngineUnavailableError if it cannot run here."""
-    module_name = ENGINES.get(name)
-    if module_name is None:
+    if name not in ENGINES:
         raise InvalidOptionError(f'engine must be one of {", ".join(ENGINES)}, got {name!r}')
-    module = importlib.import_module(f'{__name__}.{module_name}')
+    module = importlib.import_module(f'{__name__}.{name}')
     engine_class = module.ENGINE_CLASS
     reason = engine_class.unavailable_reason()
     if reason:

@@ -37,7 +37,7 @@ class AsapEngine(Engine):
         except ImportError as exc:
             return (
                 f'ASAP\'s Python module multiresolutionimageinterface is not importable ({exc}); '
-                'install ASAP and add its bin directory to PYTHONPATH, or use --engine native'
+                "install ASAP and add its bin directory to PYTHONPATH, or use engine='native'"
             )
         return None
 

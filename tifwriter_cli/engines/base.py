@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from ..spec import CanvasSpec
 from ..tiff.plan import LevelPlan
+from ..vocab import FLAVORS
 
 __all__ = ['Engine', 'EngineResult', 'WriteOptions']
 
@@ -48,8 +49,8 @@ class Engine(abc.ABC):
     #: Compressions / resampling methods this engine can produce.
     compressions: ClassVar[tuple[str, ...]]
     resamplings: ClassVar[tuple[str, ...]]
-    #: TIFF flavours (tiff.compat.FLAVORS) this engine writes.
-    flavors: ClassVar[tuple[str, ...]] = ('wsi', 'ome')
+    #: TIFF flavours (vocab.FLAVORS) this engine writes.
+    flavors: ClassVar[tuple[str, ...]] = FLAVORS
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

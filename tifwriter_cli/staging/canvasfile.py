@@ -21,9 +21,10 @@ from ..errors import (
     TifwriterError,
     one_line,
 )
+from ..markers import STAGING_FORMAT_NAME
 from ..spec import CanvasSpec
 from .h5io import GuardedFile, attribute_text, create_hdf5, text_attribute
-from .layout import FORMAT_NAME, FORMAT_VERSION, READABLE_FORMAT_VERSIONS, fragments_dir
+from .layout import FORMAT_VERSION, READABLE_FORMAT_VERSIONS, fragments_dir
 
 __all__ = ['create_staging', 'read_canvas', 'StagingHeader']
 
@@ -61,7 +62,7 @@ def create_staging(
     frag_dir = fragments_dir(path)
     if not overwrite and (path.exists() or frag_dir.exists()):
         what = path if path.exists() else frag_dir
-        raise OutputExistsError(f'{what} exists (use --overwrite to replace it)')
+        raise OutputExistsError(f'{what} exists (use overwrite=True to replace it)')
     if overwrite and frag_dir.exists():
         _check_fragments_are_ours(frag_dir)
     uid = uuid.uuid4().hex
@@ -71,7 +72,7 @@ def create_staging(
         guard = GuardedFile(tmp)
         try:
             with create_hdf5(guard) as h5:
-                h5.attrs['format'] = text_attribute(FORMAT_NAME)
+                h5.attrs['format'] = text_attribute(STAGING_FORMAT_NAME)
                 h5.attrs['format_version'] = FORMAT_VERSION
                 h5.attrs['uid'] = text_attribute(uid)
                 h5.attrs['created'] = text_attribute(created)
@@ -142,7 +143,7 @@ def read_canvas(path: str | os.PathLike) -> StagingHeader:
 def _read_header(h5: Any, path: Path) -> StagingHeader:
     attrs = dict(h5.attrs)
     fmt = attribute_text(attrs.get('format'), '')
-    if fmt != FORMAT_NAME or 'canvas' not in h5:
+    if fmt != STAGING_FORMAT_NAME or 'canvas' not in h5:
         raise NotAStagingFileError(f'{path} is an HDF5 file but not a tifwriter staging file')
     version = check_format_version(attrs.get('format_version'), what=f'{path} has staging format')
     try:

@@ -17,7 +17,7 @@ Layout of a fragment file::
     /patches/<n>      the patch's pixels (height, width, channels), blosc-lz4
                       chunks; absent for uniform patches
     /sources          one row per keyed patch (a contribution, see
-                      :mod:`tifwriter_cli.contribution`): path (the key),
+                      :mod:`tifwriter_cli.ingest.contribution`): path (the key),
                       size, mtime_ns (of the source file, -1 for API keys),
                       placement (canvas x,y and convert mode it was staged
                       with; format 2)
@@ -44,15 +44,24 @@ from typing import Any
 
 import numpy
 
-from .h5io import GuardedFile, attribute_text, create_hdf5, read_attribute, text_attribute
+from ..markers import FRAGMENT_FORMAT_NAME
+from .h5io import (
+    GuardedFile,
+    attribute_text,
+    create_hdf5,
+    read_attribute,
+    text_attribute,
+)
 from .integrity import crc32, tables_checksum
-from .layout import FORMAT_NAME, FORMAT_VERSION, FRAGMENT_VERSION
+from .layout import FORMAT_VERSION, FRAGMENT_VERSION
 
 __all__ = [
     'CODEC_BLOSC_LZ4',
     'CODEC_NONE',
     'INDEX_DTYPE',
     'FragmentWriter',
+    'chunk_locations',
+    'decode_chunk',
     'read_fragment_tables',
 ]
 
@@ -116,7 +125,7 @@ class FragmentWriter:
             self._file.close()
             path.unlink()
             raise
-        self._h5.attrs['format'] = text_attribute(FORMAT_NAME + '-fragment')
+        self._h5.attrs['format'] = text_attribute(FRAGMENT_FORMAT_NAME)
         self._h5.attrs['format_version'] = FORMAT_VERSION
         self._h5.attrs['staging_uid'] = text_attribute(staging_uid)
         self._h5.attrs['created'] = text_attribute(datetime.datetime.now(datetime.timezone.utc).isoformat())
@@ -289,3 +298,55 @@ def fragment_withdraws(h5: Any) -> list[int]:
 def fragment_merge_order(h5: Any, sequence: int) -> int:
     """The publish position a fragment merges at (its own sequence unless compacted)."""
     return int(read_attribute(h5, 'merge_order', sequence))
+
+
+# -- the fast read path of the pixels written above -------------------------
+
+
+def chunk_locations(h5: Any, index: numpy.ndarray, spec: Any) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """(byte offset, size) of the one chunk of each patch of an open fragment
+    that a plain pread can read; -1 where the patch must go through h5py:
+    uniform, larger than one chunk, filtered other than its codec says, or
+    not the shape and type its index row says (the read then reports it)."""
+    import h5py
+
+    offsets = numpy.full(len(index), -1, dtype=numpy.int64)
+    sizes = numpy.full(len(index), -1, dtype=numpy.int64)
+    rows = numpy.flatnonzero(
+        (index['uniform'] == 0) & (index['width'] > 0) & (index['height'] > 0)
+        & numpy.isin(index['codec'], (CODEC_NONE, CODEC_BLOSC_LZ4))
+    )
+    if not len(rows):
+        return offsets, sizes
+    try:
+        group = h5py.h5g.open(h5.id, b'patches')
+    except Exception:  # noqa: BLE001  (missing: reported when a patch is read)
+        return offsets, sizes
+    dtype = spec.numpy_dtype
+    for row in rows:
+        shape = (int(index['height'][row]), int(index['width'][row]), spec.channels)
+        try:
+            dataset_id = h5py.h5d.open(group, str(int(row)).encode())
+            if dataset_id.shape != shape or dataset_id.dtype != dtype:
+                continue
+            plist = dataset_id.get_create_plist()
+            if plist.get_layout() != h5py.h5d.CHUNKED or tuple(plist.get_chunk()) != shape:
+                continue
+            if dataset_id.get_num_chunks() != 1:
+                continue
+            info = dataset_id.get_chunk_info(0)
+        except Exception:  # noqa: BLE001, S112  (damaged or missing: reported when read)
+            continue
+        if info.chunk_offset == (0, 0, 0) and info.filter_mask == 0 and info.byte_offset is not None:
+            offsets[row], sizes[row] = info.byte_offset, info.size
+    return offsets, sizes
+
+
+def decode_chunk(raw: bytes, codec: int, dtype: numpy.dtype, shape: tuple[int, int, int]) -> numpy.ndarray:
+    """The pixels of one patch from the bytes of its single chunk (found by
+    :func:`chunk_locations`), stored as ``codec`` says."""
+    if codec == CODEC_BLOSC_LZ4:
+        import imagecodecs
+
+        raw = imagecodecs.blosc_decode(raw)
+    return numpy.frombuffer(raw, dtype=dtype).reshape(shape)

@@ -20,8 +20,9 @@ the GIL), not zlib's (about 1 GB/s).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy
 

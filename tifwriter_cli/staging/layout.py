@@ -28,9 +28,9 @@ from pathlib import Path
 
 from ..atomic import fsync_directory
 from ..errors import StagingWriteError
+from ..markers import FRAGMENTS_SUFFIX
 
 __all__ = [
-    'FORMAT_NAME',
     'FORMAT_VERSION',
     'FRAGMENT_VERSION',
     'READABLE_FORMAT_VERSIONS',
@@ -41,7 +41,6 @@ __all__ = [
     'stale_temp_fragments',
 ]
 
-FORMAT_NAME = 'tifwriter-staging'
 #: Bump when the on-disk layout changes incompatibly. Version 2: fragments
 #: carry checksums, contribution keys with placements, withdrawals and
 #: compacted fragments (an older tifwriter would misread those, so it must
@@ -66,7 +65,7 @@ _TEMP_PREFIX = '.tmp-'
 def fragments_dir(staging: str | os.PathLike) -> Path:
     """The directory holding the fragments of ``staging``."""
     staging = Path(staging)
-    return staging.with_name(staging.name + '.fragments')
+    return staging.with_name(staging.name + FRAGMENTS_SUFFIX)
 
 
 def published_fragments(directory: Path) -> list[tuple[int, Path]]:

@@ -18,40 +18,44 @@ import contextlib
 import datetime
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy
 
-from ..errors import CorruptFragmentError, NotAStagingFileError, StagingChangedError, one_line
-from ..merge import new_accumulator
+from ..errors import (
+    CorruptFragmentError,
+    NotAStagingFileError,
+    StagingChangedError,
+    one_line,
+)
 from .canvasfile import StagingHeader, read_canvas
 from .fragment import (
-    CODEC_BLOSC_LZ4,
-    CODEC_NONE,
+    INDEX_DTYPE,
+    chunk_locations,
+    decode_chunk,
     fragment_merge_order,
     fragment_withdraws,
 )
 from .h5io import file_identity, read_attribute
 from .integrity import check_patch, corrupt
 from .layout import fragments_dir, published_fragments, stale_temp_fragments
+from .merge import new_accumulator
 from .validate import check_patch_dataset, load_fragment_tables, missing_pixels
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
 
+#: The fragment index columns a snapshot's patch table carries (all but the
+#: fragment-local ``source`` row): the index format is defined once, in
+#: :data:`.fragment.INDEX_DTYPE`.
+INDEX_FIELDS = tuple(name for name in INDEX_DTYPE.names if name != 'source')
 #: One row per staged patch of the snapshot, in publish (= merge) order.
 PATCH_DTYPE = numpy.dtype(
     [
         ('fragment', '<i4'),
         ('number', '<i8'),  # the patch's row in its fragment's index
-        ('x', '<i8'),
-        ('y', '<i8'),
-        ('width', '<i8'),
-        ('height', '<i8'),
-        ('uniform', 'u1'),
-        ('value', '<f8'),
-        ('codec', 'u1'),
-        ('crc32', '<i8'),  # of the pixels; -1: not checksummed
+        *((name, INDEX_DTYPE[name]) for name in INDEX_FIELDS),
         # Where the patch's single chunk lies in its fragment, found when the
         # index is loaded; -1: read it through h5py (see _patch_pixels).
         ('chunk_offset', '<i8'),
@@ -170,7 +174,7 @@ class StagingSnapshot:
                     self._descriptor(number)
                 except FileNotFoundError:
                     raise _FragmentVanished(path) from None
-                chunks = _chunk_locations(h5, index, self.spec)
+                chunks = chunk_locations(h5, index, self.spec)
                 loaded.append((fragment_merge_order(h5, sequence), number, index, sources, chunks))
             finally:
                 h5.close()
@@ -184,7 +188,7 @@ class StagingSnapshot:
             table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
             table['fragment'] = number
             table['number'] = numpy.arange(len(index))
-            for field in ('x', 'y', 'width', 'height', 'uniform', 'value', 'codec', 'crc32'):
+            for field in INDEX_FIELDS:
                 table[field] = index[field]
             table['chunk_offset'] = chunk_offsets
             table['chunk_size'] = chunk_sizes
@@ -220,7 +224,7 @@ class StagingSnapshot:
                 if record is not None:
                     self.patch_keys[offset + position] = record
             offset += int(k.sum())
-        return numpy.concatenate([t[k] for t, k in zip(tables, keep)])
+        return numpy.concatenate([t[k] for t, k in zip(tables, keep, strict=True)])
 
     def _build_grid(self) -> dict[tuple[int, int], numpy.ndarray]:
         cells: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
@@ -408,11 +412,7 @@ class StagingSnapshot:
         raw = os.pread(fd, size, int(patch['chunk_offset']))
         if len(raw) != size:
             raise ValueError(f'its chunk ends {size - len(raw)} bytes past the end of the file')
-        if patch['codec'] == CODEC_BLOSC_LZ4:
-            import imagecodecs
-
-            raw = imagecodecs.blosc_decode(raw)
-        return numpy.frombuffer(raw, dtype=self.spec.numpy_dtype).reshape(shape)
+        return decode_chunk(raw, int(patch['codec']), self.spec.numpy_dtype, shape)
 
     def _h5py_pixels(self, fragment: int, number: int, shape: tuple[int, int, int]) -> numpy.ndarray:
         import h5py
@@ -522,7 +522,7 @@ class StagingSnapshot:
         while self._open:
             self._close_fragment(next(iter(self._open)))
 
-    def __enter__(self) -> 'StagingSnapshot':
+    def __enter__(self) -> StagingSnapshot:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -530,45 +530,6 @@ class StagingSnapshot:
 
     def __iter__(self) -> Iterator[numpy.void]:
         return iter(self.patches)
-
-
-def _chunk_locations(h5: Any, index: numpy.ndarray, spec: Any) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """(byte offset, size) of the one chunk of each patch of an open fragment
-    that a plain pread can read; -1 where the patch must go through h5py:
-    uniform, larger than one chunk, filtered other than its codec says, or
-    not the shape and type its index row says (the read then reports it)."""
-    import h5py
-
-    offsets = numpy.full(len(index), -1, dtype=numpy.int64)
-    sizes = numpy.full(len(index), -1, dtype=numpy.int64)
-    rows = numpy.flatnonzero(
-        (index['uniform'] == 0) & (index['width'] > 0) & (index['height'] > 0)
-        & numpy.isin(index['codec'], (CODEC_NONE, CODEC_BLOSC_LZ4))
-    )
-    if not len(rows):
-        return offsets, sizes
-    try:
-        group = h5py.h5g.open(h5.id, b'patches')
-    except Exception:  # noqa: BLE001  (missing: reported when a patch is read)
-        return offsets, sizes
-    dtype = spec.numpy_dtype
-    for row in rows:
-        shape = (int(index['height'][row]), int(index['width'][row]), spec.channels)
-        try:
-            dataset_id = h5py.h5d.open(group, str(int(row)).encode())
-            if dataset_id.shape != shape or dataset_id.dtype != dtype:
-                continue
-            plist = dataset_id.get_create_plist()
-            if plist.get_layout() != h5py.h5d.CHUNKED or tuple(plist.get_chunk()) != shape:
-                continue
-            if dataset_id.get_num_chunks() != 1:
-                continue
-            info = dataset_id.get_chunk_info(0)
-        except Exception:  # noqa: BLE001, S112  (damaged or missing: reported when read)
-            continue
-        if info.chunk_offset == (0, 0, 0) and info.filter_mask == 0 and info.byte_offset is not None:
-            offsets[row], sizes[row] = info.byte_offset, info.size
-    return offsets, sizes
 
 
 def _descriptor_budget(fragments: int) -> int:
@@ -619,7 +580,7 @@ def _union_area(p: numpy.ndarray) -> int:
     ix1 = numpy.searchsorted(xs, p['x'] + p['width'])
     iy0 = numpy.searchsorted(ys, p['y'])
     iy1 = numpy.searchsorted(ys, p['y'] + p['height'])
-    for a, b, c, d in zip(iy0, iy1, ix0, ix1):
+    for a, b, c, d in zip(iy0, iy1, ix0, ix1, strict=True):
         covered[a:b, c:d] = True
     areas = numpy.outer(numpy.diff(ys), numpy.diff(xs))
     return int(areas[covered].sum())
@@ -629,14 +590,14 @@ def _union_area_sweep(p: numpy.ndarray, ys: numpy.ndarray) -> int:
     total = 0
     x0, x1 = p['x'], p['x'] + p['width']
     y0, y1 = p['y'], p['y'] + p['height']
-    for top, bottom in zip(ys[:-1], ys[1:]):
+    for top, bottom in zip(ys[:-1], ys[1:], strict=True):
         active = (y0 <= top) & (y1 >= bottom)
         if not active.any():
             continue
         order = numpy.argsort(x0[active])
         starts, ends = x0[active][order], x1[active][order]
         length, cur_start, cur_end = 0, starts[0], ends[0]
-        for s, e in zip(starts[1:], ends[1:]):
+        for s, e in zip(starts[1:], ends[1:], strict=True):
             if s > cur_end:
                 length += cur_end - cur_start
                 cur_start, cur_end = s, e

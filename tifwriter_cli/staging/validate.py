@@ -27,15 +27,14 @@ from typing import Any
 import numpy
 
 from ..errors import CorruptFragmentError, one_line
-from .integrity import corrupt
+from ..markers import FRAGMENT_FORMAT_NAME
 from ..spec import CanvasSpec
 from .canvasfile import check_format_version
 from .h5io import attribute_text, read_attribute
-from .layout import FORMAT_NAME
+from .integrity import corrupt
 
 __all__ = ['check_fragment_index', 'check_patch_dataset', 'foreign_fragment_reason']
 
-FRAGMENT_FORMAT = FORMAT_NAME + '-fragment'
 #: Index columns every fragment has (``codec`` came later; its absence means blosc).
 REQUIRED_FIELDS = ('x', 'y', 'width', 'height', 'uniform', 'value', 'source')
 
@@ -47,7 +46,7 @@ def foreign_fragment_reason(h5: Any, *, path: Path, staging_uid: str) -> str | N
     """
     attrs = {name: read_attribute(h5, name) for name in ('format', 'format_version', 'staging_uid')}
     fmt = attribute_text(attrs.get('format'))
-    if fmt != FRAGMENT_FORMAT:
+    if fmt != FRAGMENT_FORMAT_NAME:
         raise CorruptFragmentError(
             f'fragment {path} is not a tifwriter fragment (format {fmt!r}); '
             'remove it from the fragments directory'

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy
 
@@ -98,7 +98,7 @@ class StagingWriter:
         the canvas withdraws the key's earlier patch. Without a key every
         write is a contribution of its own. ``source`` (key, size, mtime_ns
         [, placement]) is the record file stagers use (see
-        :mod:`tifwriter_cli.contribution`).
+        :mod:`tifwriter_cli.ingest.contribution`).
         """
         if self.closed:
             raise ValueError('write to a closed StagingWriter')
@@ -247,7 +247,7 @@ class StagingWriter:
             self._heartbeat.stop()
             self._heartbeat = None
 
-    def __enter__(self) -> 'StagingWriter':
+    def __enter__(self) -> StagingWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -1,12 +1,22 @@
 """A small streaming BigTIFF writer for tiled pyramids.
 
+Why not tifffile's ``TiffWriter``: it writes one page at a time, its tiles in
+order, so a pyramid would need every lower level held in memory (or the
+canvas read once per level) until level 0 is done; and it stores every tile's
+bytes, however many are identical. This writer takes encoded tiles of any
+level in any order, so the native engine (:mod:`tifwriter_cli.engines.native`)
+writes all levels in ONE pass over the canvas, and it stores identical tiles
+once (a slide's background is one tile repeated thousands of times). The
+files are checked against tifffile, OpenSlide, ASAP's reader and the other
+readers in the tests (docs/compatibility.md).
+
 Encoded tiles are appended to the file as they come (any level, any order).
 Identical encoded tiles are stored once: a digest of the bytes maps to the
 offset of the first copy, and every later tile with the same digest points
 there (the background of a slide is mostly one tile repeated). At
 :meth:`BigTiffWriter.close` one IFD per level is written after the tile data,
 level 0 first, every lower level a top-level IFD in the same chain with
-NewSubfileType 1 (see /work/shared/COMPAT.md), and the header is patched to
+NewSubfileType 1 (see docs/compatibility.md), and the header is patched to
 point at the first IFD.
 
 With ``ImageInfo.subifds`` (the OME-TIFF flavour) the reduced levels are
@@ -25,7 +35,8 @@ import fractions
 import hashlib
 import os
 import struct
-from typing import Any, BinaryIO, Sequence
+from collections.abc import Sequence
+from typing import Any, BinaryIO
 
 import numpy
 
@@ -150,7 +161,7 @@ class BigTiffWriter:
         """Write the IFD chain and the header's first-IFD offset."""
         if self.closed:
             return
-        for level, counts in zip(self.levels, self._counts):
+        for level, counts in zip(self.levels, self._counts, strict=True):
             missing = int((counts == 0).sum())
             if missing:
                 raise RuntimeError(f'{missing} tile(s) of level {level.index} were never written')
@@ -186,7 +197,7 @@ class BigTiffWriter:
             self.closed = True
             self._fh.close()
 
-    def __enter__(self) -> 'BigTiffWriter':
+    def __enter__(self) -> BigTiffWriter:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:

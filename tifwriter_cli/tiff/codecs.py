@@ -31,15 +31,16 @@ imagecodecs: a valid stream that decodes to the same bytes, made faster.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
+from tifffile import COMPRESSION, EXTRASAMPLE, PHOTOMETRIC
 
 from ..errors import InvalidOptionError
-from .compat import MINISBLACK, RGB, YCBCR
+from ..vocab import COMPRESSIONS
 
 __all__ = [
-    'COMPRESSIONS',
     'COMPRESSION_TAGS',
     'TileEncoder',
     'photometric_for',
@@ -48,13 +49,12 @@ __all__ = [
 
 #: Compressions ``finalize`` writes, by name.
 COMPRESSION_TAGS: dict[str, int] = {
-    'none': 1,
-    'lzw': 5,
-    'jpeg': 7,
-    'deflate': 32946,
-    'zstd': 50000,
+    'none': COMPRESSION.NONE,
+    'lzw': COMPRESSION.LZW,
+    'jpeg': COMPRESSION.JPEG,
+    'deflate': COMPRESSION.DEFLATE,  # 32946: ASAP refuses ADOBE_DEFLATE (8)
+    'zstd': COMPRESSION.ZSTD,
 }
-COMPRESSIONS = tuple(COMPRESSION_TAGS)
 
 def photometric_for(channels: int, compression: str) -> tuple[int, tuple[int, ...]]:
     """(Photometric, ExtraSamples) for our files.
@@ -64,12 +64,12 @@ def photometric_for(channels: int, compression: str) -> tuple[int, tuple[int, ..
     unspecified (ExtraSamples 0), which ASAP shows as "Indexed" channels.
     """
     if channels == 1:
-        return MINISBLACK, ()
+        return PHOTOMETRIC.MINISBLACK, ()
     if channels == 3:
-        return (YCBCR if compression == 'jpeg' else RGB), ()
+        return (PHOTOMETRIC.YCBCR if compression == 'jpeg' else PHOTOMETRIC.RGB), ()
     if channels == 4:
-        return RGB, (2,)
-    return MINISBLACK, (0,) * (channels - 1)
+        return PHOTOMETRIC.RGB, (EXTRASAMPLE.UNASSALPHA,)
+    return PHOTOMETRIC.MINISBLACK, (EXTRASAMPLE.UNSPECIFIED,) * (channels - 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,128 +1,82 @@
 """What each reader demands of a TIFF: the one place for reader rules.
 
-Sources: /work/shared/COMPAT.md (ASAP 2.2's TIFFImage.cpp and
-MultiResolutionImageFactory.cpp, OpenSlide's generic-tiff driver, libtiff,
-large_image 1.35, Bio-Formats 7.3, QuPath), and our own output read back
-through each reader in tests/test_readers.py. The writer (:mod:`.plan`,
+The readers, their names and what they decode are in :mod:`.readers`;
+the rules that use those facts are here. The writer (:mod:`.plan`,
 :mod:`tifwriter_cli.finalization`) and the checker (:mod:`.inspect`) both
 take their rules from here.
 
-Readers judged (keys of every verdict):
-
-``asap``           ASAP 2.2's own TIFF reader (not its OpenSlide fallback)
-``openslide_3.4``  Debian 12's OpenSlide 3.4.1 with libtiff 4.5
-``openslide_4``    OpenSlide >= 4.0.1 (openslide-bin)
-``large_image``    large_image's ``tiff`` source (what ``large_image.open``
-                   picks for .tif; Digital Slide Archive, HistomicsUI)
-``bioformats``     Bio-Formats 7.3 (Fiji, QuPath's Bio-Formats server)
-``qupath``         QuPath: through OpenSlide when OpenSlide 4 accepts the
-                   file, else through Bio-Formats
-
-Flavours we write (``finalize --flavor``): ``wsi`` (default) puts every
-level in the top-level IFD chain, for ASAP, OpenSlide and large_image;
-``ome`` writes an OME-TIFF (OME-XML in ImageDescription, the pyramid in
-SubIFDs), the only layout whose resolutions Bio-Formats sees, and which
-ASAP ("xml") and OpenSlide (SubIFDs) do not read; large_image reads both.
-
-A verdict is ``{'ok': bool, 'reasons': [...], 'notes': [...]}``: reasons
-make the reader fail (it refuses the file, sees fewer levels, or shows
-wrong pixels); notes are worth knowing but harmless.
+A rule that a reader trips is a :class:`Problem`: the reader, its kind
+(``layout``: anything a writer controls - tiling, tile sizes, level order,
+NewSubfileType, SubIFDs, compression, ImageDescription, tile byte counts;
+``pixels``: the sample type or colour model, which the data decides) and a
+message. A verdict is ``{'ok': bool, 'reasons': [...], 'notes': [...]}``:
+reasons make the reader fail (it refuses the file, sees fewer levels, or
+shows wrong pixels); notes are worth knowing but harmless.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import numpy
+from tifffile import COMPRESSION, FILETYPE, PHOTOMETRIC, PLANARCONFIG, RESUNIT
+
+from .readers import (
+    ASAP_SINGLE_LEVEL_MAX_WIDTH,
+    CHAIN_READERS,
+    DECODES,
+    FILE_READERS,
+    FLAVORS,
+    FORBIDDEN_DESCRIPTION_WORDS,
+    OPENSLIDE,
+    READER_TITLES,
+    READERS,
+    compression_name,
+)
 
 __all__ = [
-    'ASAP_SINGLE_LEVEL_MAX_WIDTH',
-    'FLAVORS',
-    'FORBIDDEN_DESCRIPTION_WORDS',
-    'READERS',
-    'READER_TITLES',
-    'compression_name',
-    'flavor_advice',
+    'LAYOUT',
+    'PIXELS',
+    'Problem',
+    'accepting_readers',
     'judge',
     'plan_problems',
     'reader_problems',
+    'reader_warnings',
 ]
 
-READERS = ('asap', 'openslide_3.4', 'openslide_4', 'large_image', 'bioformats', 'qupath')
-READER_TITLES = {
-    'asap': 'ASAP 2.2',
-    'openslide_3.4': 'OpenSlide 3.4',
-    'openslide_4': 'OpenSlide 4',
-    'large_image': 'large_image',
-    'bioformats': 'Bio-Formats',
-    'qupath': 'QuPath',
-}
-#: Readers that follow the top-level IFD chain and ignore SubIFDs.
-#: (large_image's tiff source reads either: measured on an OME-TIFF.)
-CHAIN_READERS = ('asap', 'openslide_3.4', 'openslide_4')
-OPENSLIDE = ('openslide_3.4', 'openslide_4')
-#: The readers each flavour is written for; the overall verdict follows them.
-FLAVORS: dict[str, tuple[str, ...]] = {'wsi': ('asap', 'openslide_4'), 'ome': ('bioformats',)}
+#: Kinds of :class:`Problem`.
+LAYOUT, PIXELS = 'layout', 'pixels'
 
-#: ASAP opens a one-level TIFF only when it is narrower than this
-#: (MultiResolutionImageFactory: ``getLevelDimensions(0)[0] < 4096``).
-ASAP_SINGLE_LEVEL_MAX_WIDTH = 4096
-#: ASAP's TIFF reader refuses a description containing these (it takes the
-#: file for OME-TIFF or DICOM).
-FORBIDDEN_DESCRIPTION_WORDS = ('xml', 'XML', 'DICOM')
 #: Pyramid criterion of the overall verdict: the smallest level's long side
 #: at most this, or its short side at most _SHORT_SIDE_LIMIT.
 _OVERVIEW_LIMIT = 4096
 _SHORT_SIDE_LIMIT = 30
 
-#: Photometric interpretation values.
-MINISBLACK, RGB, PALETTE, YCBCR = 1, 2, 3, 6
 
-#: Compression tag -> readers that decode it. ASAP 2.2's TIFF reader:
-#: exactly 1, 5, 7, 32946 and 33005 (TIFFImage.cpp). OpenSlide and
-#: large_image's tiff source go through libtiff (Debian 12's libtiff 4.5 and
-#: openslide-bin's have zstd and webp; verified on our zstd output); JPEG
-#: 2000 only through OpenSlide's Aperio driver. Bio-Formats' TIFF codecs:
-#: none, LZW, JPEG, both Deflate codes, PackBits, zstd (verified on our
-#: zstd output; WebP is not claimed here: not verified).
-_DECODES: dict[int, set[str]] = {
-    1: {'asap', 'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
-    5: {'asap', 'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
-    7: {'asap', 'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
-    8: {'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
-    32773: {'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
-    32946: {'asap', 'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
-    33005: {'asap'},
-    50000: {'openslide_3.4', 'openslide_4', 'large_image', 'bioformats'},
-    50001: {'openslide_3.4', 'openslide_4', 'large_image'},
-}
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Why one reader will not read a file right."""
+
+    reader: str
+    #: LAYOUT (the writer controls it) or PIXELS (the data's type does).
+    kind: str
+    message: str
 
 
-#: Names of compression tag values we may meet when inspecting a TIFF.
-_TAG_NAMES: dict[int, str] = {
-    1: 'none',
-    2: 'ccitt_rle',
-    3: 'ccittfax3',
-    4: 'ccittfax4',
-    5: 'lzw',
-    6: 'ojpeg',
-    7: 'jpeg',
-    8: 'adobe_deflate',
-    32773: 'packbits',
-    32946: 'deflate',
-    33003: 'jpeg2000_aperio_ycbcr',
-    33005: 'jpeg2000_aperio_rgb',
-    34712: 'jpeg2000',
-    34887: 'lerc',
-    34925: 'lzma',
-    50000: 'zstd',
-    50001: 'webp',
-    50002: 'jpegxl',
-}
-
-
-def compression_name(tag: int) -> str:
-    return _TAG_NAMES.get(int(tag), f'tag {int(tag)}')
+def reader_warnings(problems: Iterable[Problem]) -> list[str]:
+    """One 'READER will not read this file correctly: a; b' line per reader with problems."""
+    messages: dict[str, list[str]] = {}
+    for problem in problems:
+        messages.setdefault(problem.reader, []).append(problem.message)
+    return [
+        f'{READER_TITLES[reader]} will not read this file correctly: {"; ".join(messages[reader])}'
+        for reader in READERS
+        if reader in messages
+    ]
 
 
 def reader_problems(
@@ -131,114 +85,96 @@ def reader_problems(
     dtype: numpy.dtype | str,
     channels: int,
     photometric: int,
-    compression_text: str | None = None,
-) -> dict[str, list[str]]:
-    """Why each reader cannot show pixels of this kind (empty list: it can).
+) -> list[Problem]:
+    """Why each reader cannot show pixels of this kind (none: every reader can).
 
-    Covers compression, sample type and colour model; layout rules are
-    :func:`judge`'s. ``qupath`` is left to :func:`judge` (it depends on the
-    layout too).
+    Covers compression (a LAYOUT problem), sample type and colour model
+    (PIXELS); the other layout rules are :func:`judge`'s. ``qupath`` is left
+    to :func:`judge` (it depends on the layout too).
     """
-
     dtype = numpy.dtype(dtype)
-    name = compression_text or f'cannot decode compression {compression_name(compression_tag)}'
-    decoders = _DECODES.get(int(compression_tag), set())
-    problems: dict[str, list[str]] = {reader: [] for reader in READERS if reader != 'qupath'}
-    for reader in problems:
+    problems: list[Problem] = []
+
+    def pixels(reader: str, message: str) -> None:
+        problems.append(Problem(reader, PIXELS, message))
+
+    decoders = DECODES.get(int(compression_tag), frozenset())
+    for reader in FILE_READERS:
         if reader not in decoders:
-            problems[reader].append(f'{name} ({compression_tag})')
+            problems.append(Problem(
+                reader, LAYOUT,
+                f'cannot decode compression {compression_name(compression_tag)} ({compression_tag})',
+            ))
     # ASAP: unsigned 8/16/32-bit or float32 (TIFFImage.cpp); MinIsBlack,
     # RGB with 3 or 4 samples, or YCbCr JPEG; no palette.
     if dtype.str[1:] not in ('u1', 'u2', 'u4', 'f4'):
-        problems['asap'].append(f'sample type {dtype} (ASAP reads uint8/16/32 and float32)')
-    if photometric not in (MINISBLACK, RGB, YCBCR):
-        problems['asap'].append(f'photometric {photometric} (ASAP reads MinIsBlack, RGB, YCbCr)')
-    elif photometric == RGB and channels not in (3, 4):
-        problems['asap'].append(f'RGB with {channels} samples (ASAP reads 3 or 4)')
-    elif photometric == YCBCR and compression_tag != 7:
-        problems['asap'].append('YCbCr without JPEG compression')
+        pixels('asap', f'sample type {dtype} (ASAP reads uint8/16/32 and float32)')
+    if photometric not in (PHOTOMETRIC.MINISBLACK, PHOTOMETRIC.RGB, PHOTOMETRIC.YCBCR):
+        pixels('asap', f'photometric {photometric} (ASAP reads MinIsBlack, RGB, YCbCr)')
+    elif photometric == PHOTOMETRIC.RGB and channels not in (3, 4):
+        pixels('asap', f'RGB with {channels} samples (ASAP reads 3 or 4)')
+    elif photometric == PHOTOMETRIC.YCBCR and compression_tag != COMPRESSION.JPEG:
+        pixels('asap', 'YCbCr without JPEG compression')
     # OpenSlide decodes through libtiff's RGBA interface: 8 or 16 bits per
     # sample (16 is scaled down to 8), integers only, and a colour model
     # libtiff can turn into RGBA.
     for reader in OPENSLIDE:
         if dtype.kind == 'f':
-            problems[reader].append(f'{dtype} samples (OpenSlide cannot handle floating point)')
+            pixels(reader, f'{dtype} samples (OpenSlide cannot handle floating point)')
         elif dtype.itemsize > 2:
-            problems[reader].append(
-                f'{dtype.itemsize * 8}-bit samples (OpenSlide cannot handle 32-bit samples)'
-            )
+            pixels(reader, f'{dtype.itemsize * 8}-bit samples (OpenSlide cannot handle 32-bit samples)')
         elif dtype.kind != 'u':
-            problems[reader].append(f'{dtype} samples (OpenSlide reads unsigned integers)')
-        if photometric == MINISBLACK and channels > 1:
-            problems[reader].append(
-                f'{channels} MinIsBlack samples (OpenSlide shows only the first channel, as grey)'
+            pixels(reader, f'{dtype} samples (OpenSlide reads unsigned integers)')
+        if photometric == PHOTOMETRIC.MINISBLACK and channels > 1:
+            pixels(
+                reader,
+                f'{channels} MinIsBlack samples (OpenSlide shows only the first channel, as grey)',
             )
-    if photometric == MINISBLACK and (channels > 1 or dtype.itemsize > 1):
+    if photometric == PHOTOMETRIC.MINISBLACK and (channels > 1 or dtype.itemsize > 1):
         # Verified with OpenSlide 4.0.1 (openslide-bin): in grey images of
         # more than one byte per pixel (16-bit, or several samples) the
         # partial tiles at the right edge of a level read wrong; 3.4.1 with
         # Debian's libtiff reads them correctly, and so does RGB(A).
-        problems['openslide_4'].append(
+        pixels(
+            'openslide_4',
             'right-edge partial tiles of grey images with more than 8 bits per pixel read wrong '
-            '(OpenSlide 4.0.1)'
+            '(OpenSlide 4.0.1)',
         )
     # large_image's tiff source and Bio-Formats read every sample type and
     # channel count we write (verified: uint8/16/32, float32, 1-5 channels).
     return problems
 
 
-def plan_problems(levels: list[tuple[int, int, int]]) -> dict[str, list[str]]:
-    """Layout problems of a level plan ((width, height, tile) per level), by reader.
+def plan_problems(levels: list[tuple[int, int, int]]) -> list[Problem]:
+    """Layout problems of a level plan ((width, height, tile) per level).
 
     Only a canvas under 16 px on a side has any (its tile, at least 16 px,
     is larger than the level); the same rule :func:`judge` applies to files.
     """
-    problems: dict[str, list[str]] = {}
-    for number, (width, height, tile) in enumerate(levels):
-        if tile > width or tile > height:
-            problems.setdefault('openslide_3.4', []).append(
-                f'level {number}: tile {tile}x{tile} larger than the level {width}x{height} '
-                '(OpenSlide 3.4.1 with libtiff 4.5 reads it as garbage)'
-            )
-    return problems
+    return [
+        Problem('openslide_3.4', LAYOUT, _tile_larger_than_level(f'level {number}', tile, tile, width, height))
+        for number, (width, height, tile) in enumerate(levels)
+        if tile > width or tile > height
+    ]
 
 
-def flavor_advice(*, dtype: numpy.dtype | str, channels: int, flavor: str) -> str | None:
-    """Which flavour suits which viewer for data OpenSlide cannot show (None otherwise).
-
-    QuPath opens uint8 grey/RGB(A) through OpenSlide; float32, uint16, uint32
-    and multi-channel data only through Bio-Formats, which sees the pyramid
-    of an OME-TIFF only.
-    """
-    dtype = numpy.dtype(dtype)
-    if not (dtype != numpy.uint8 or channels not in (1, 3, 4)):
-        return None
-    what = f'{dtype} with {channels} channel(s)'
-    if flavor == 'ome':
-        return (
-            f'{what}: this OME-TIFF gives QuPath, Fiji and napari (Bio-Formats) every resolution; '
-            'ASAP and OpenSlide do not read it (use --flavor wsi for them)'
-        )
+def _tile_larger_than_level(name: str, tile_w: int, tile_h: int, width: int, height: int) -> str:
     return (
-        f'{what}: QuPath and Fiji open this only through Bio-Formats, which sees level 0 alone '
-        '(QuPath then builds its own pyramid); --flavor ome writes an OME-TIFF they read with '
-        'every resolution (but ASAP and OpenSlide do not)'
+        f'{name}: tile {tile_w}x{tile_h} larger than the level {width}x{height} '
+        '(OpenSlide 3.4.1 with libtiff 4.5 reads it as garbage)'
     )
 
 
 # -- judging a file ------------------------------------------------------------
-LAYOUT, PIXELS = 'layout', 'pixels'
-
-
 class _Verdicts:
     def __init__(self) -> None:
         self.reasons: dict[str, list[tuple[str, str]]] = {r: [] for r in READERS}
         self.notes: dict[str, list[str]] = {r: [] for r in READERS}
 
-    def fail(self, readers: tuple[str, ...], text: str, category: str = LAYOUT) -> None:
+    def fail(self, readers: tuple[str, ...], text: str, kind: str = LAYOUT) -> None:
         for reader in readers:
-            if (category, text) not in self.reasons[reader]:
-                self.reasons[reader].append((category, text))
+            if (kind, text) not in self.reasons[reader]:
+                self.reasons[reader].append((kind, text))
 
     def note(self, readers: tuple[str, ...], text: str) -> None:
         for reader in readers:
@@ -259,7 +195,7 @@ class _Verdicts:
         }
 
 
-ALL = tuple(r for r in READERS if r != 'qupath')
+ALL = FILE_READERS
 
 
 def is_ome(description: str) -> bool:
@@ -322,8 +258,7 @@ def judge(
         if id(ifd) not in in_sub and (tile_w > ifd['width'] or tile_h > ifd['height']):
             v.fail(
                 ('openslide_3.4',),
-                f'{name}: tile {tile_w}x{tile_h} larger than the level {ifd["width"]}x{ifd["height"]} '
-                '(OpenSlide 3.4.1 with libtiff 4.5 reads it as garbage)',
+                _tile_larger_than_level(name, tile_w, tile_h, ifd['width'], ifd['height']),
             )
         if ifd['zero_byte_tiles']:
             v.fail(
@@ -335,22 +270,16 @@ def judge(
             v.note(('asap',), f'{name}: {ifd["zero_byte_tiles"]} missing tile(s) read as 0')
         if ifd['data_end'] > file_bytes:
             v.fail(readers, f'{name}: tile data runs past the end of the file (truncated?)')
-        if ifd['planar'] != 1:
+        if ifd['planar'] != PLANARCONFIG.CONTIG:
             v.fail(readers, f'{name}: PlanarConfiguration {ifd["planar"]} (readers need 1, contiguous)')
-        compression_text = f'cannot decode compression {compression_name(ifd["compression_tag"])}'
-        problems = reader_problems(
+        for problem in reader_problems(
             compression_tag=ifd['compression_tag'],
             dtype=ifd['dtype'] or 'uint8',
             channels=ifd['channels'],
             photometric=ifd['photometric'],
-            compression_text=compression_text,
-        )
-        for reader, texts in problems.items():
-            if reader not in readers:
-                continue
-            for text in texts:
-                category = LAYOUT if text.startswith(compression_text) else PIXELS
-                v.fail((reader,), text, category)
+        ):
+            if problem.reader in readers:
+                v.fail((problem.reader,), problem.message, problem.kind)
         if ifd['dtype'] is None:
             v.fail(
                 readers,
@@ -371,9 +300,9 @@ def judge(
                     f"0's {tile[0]}x{tile[1]}: large_image ignores that level and rebuilds it from "
                     'a larger one (LANCZOS, which invents label values)',
                 )
-    if first['new_subfile_type'] & 1:
+    if first['new_subfile_type'] & FILETYPE.REDUCEDIMAGE:
         v.note(ALL, f'level 0 has NewSubfileType {first["new_subfile_type"]} (expected 0)')
-    for previous, ifd in zip(levels, levels[1:]):
+    for previous, ifd in itertools.pairwise(levels):
         if ifd['width'] >= previous['width']:
             v.fail(
                 ('asap',),
@@ -387,7 +316,7 @@ def judge(
             f'under {ASAP_SINGLE_LEVEL_MAX_WIDTH} px wide',
         )
     for ifd in levels[1:]:
-        if not ifd['new_subfile_type'] & 1:
+        if not ifd['new_subfile_type'] & FILETYPE.REDUCEDIMAGE:
             v.fail(
                 OPENSLIDE,
                 f'IFD {ifd["ifd"]} has NewSubfileType {ifd["new_subfile_type"]}, not 1 '
@@ -408,12 +337,12 @@ def judge(
     if ome:
         if 'PhysicalSizeX=' not in description:
             v.note(('bioformats',), 'no PhysicalSizeX in the OME-XML: no pixel size')
-    if first['x_resolution'] is None or unit in (None, 1):
+    if first['x_resolution'] is None or unit in (None, RESUNIT.NONE):
         v.note(
             CHAIN_READERS + (() if ome else ('bioformats',)),
             'no physical pixel size (XResolution/ResolutionUnit): no mpp, no scale bar',
         )
-    elif unit == 2:
+    elif unit == RESUNIT.INCH:
         v.note(('asap',), 'resolution in inches: ASAP reads it as px/cm, spacing 2.54x off')
     for ifd in levels[1:]:
         if first['x_resolution'] and not ifd['x_resolution']:

@@ -28,46 +28,67 @@ readers' verdicts are reported but do not decide ``ok``.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-from typing import Any, Iterator
+from typing import Any
 
-from ..errors import NotATiffError, one_line
-from ..report import format_bytes
-from .compat import READER_TITLES, accepting_readers, compression_name, judge
+from ..errors import NotATiffError
+from .compat import accepting_readers, judge
 from .metadata import parse_description
+from .read import (
+    collect_tifffile_warnings,
+    open_tiff,
+    resolution_ratio,
+    spacing_from_resolution,
+    sub_ifd_pages,
+    tag_value,
+)
+from .readers import compression_name
 
-__all__ = ['inspect_tiff', 'format_tiff_report']
+__all__ = ['inspect_tiff']
 
-_PHOTOMETRIC_NAMES = {
-    0: 'MinIsWhite',
-    1: 'MinIsBlack',
-    2: 'RGB',
-    3: 'Palette',
-    4: 'Mask',
-    5: 'Separated',
-    6: 'YCbCr',
-    8: 'CIELab',
-}
+def _photometric_name(value: int) -> str:
+    """'MinIsBlack', 'RGB', ... (the TIFF 6 spelling), or the number for others."""
+    from tifffile import PHOTOMETRIC
+
+    names = {
+        PHOTOMETRIC.MINISWHITE: 'MinIsWhite',
+        PHOTOMETRIC.MINISBLACK: 'MinIsBlack',
+        PHOTOMETRIC.RGB: 'RGB',
+        PHOTOMETRIC.PALETTE: 'Palette',
+        PHOTOMETRIC.MASK: 'Mask',
+        PHOTOMETRIC.SEPARATED: 'Separated',
+        PHOTOMETRIC.YCBCR: 'YCbCr',
+        PHOTOMETRIC.CIELAB: 'CIELab',
+    }
+    return names.get(value, str(value))  # type: ignore[call-overload]
+
+
+def _resolution_unit_name(value: int | None) -> str:
+    from tifffile import RESUNIT
+
+    try:
+        return RESUNIT(value or RESUNIT.NONE).name.lower()
+    except ValueError:
+        return str(value)
+
+
+def _spacing_um(ifd: dict[str, Any]) -> list[float] | None:
+    """Micrometres per pixel from the resolution tags (cm or inch units only)."""
+    spacing = spacing_from_resolution(ifd['resolution_unit'], ifd['x_resolution'], ifd['y_resolution'])
+    return list(spacing) if spacing else None
+
 
 def inspect_tiff(path: str | os.PathLike) -> dict[str, Any]:
     """Levels, pixel type, spacing, provenance and reader verdicts of a TIFF."""
-    import tifffile
-
     path = os.fspath(path)
-    with _tifffile_warnings() as warnings:
-        try:
-            tif = tifffile.TiffFile(path)
-        except (tifffile.TiffFileError, ValueError, IndexError, KeyError, EOFError) as exc:
-            raise NotATiffError(f'{path} is not a readable TIFF ({one_line(exc)})') from None
-        try:
-            with tif:
-                ifds = [_ifd_facts(page, number) for number, page in enumerate(tif.pages)]
-                sub_ifds = _sub_ifd_facts(tif) if ifds and ifds[0]['subifds'] else []
-                is_bigtiff = tif.is_bigtiff
-        except Exception as exc:  # tifffile raises many kinds on a damaged file
-            raise NotATiffError(f'{path} is a damaged TIFF ({one_line(exc)})') from None
+    with collect_tifffile_warnings() as warnings, open_tiff(path) as tif:
+        ifds = [_ifd_facts(page, number) for number, page in enumerate(tif.pages)]
+        sub_ifds = (
+            [_ifd_facts(sub, f'0 SubIFD {n}') for n, sub in enumerate(sub_ifd_pages(tif))]
+            if ifds and ifds[0]['subifds']
+            else []
+        )
+        is_bigtiff = tif.is_bigtiff
     if not ifds:
         why = f' ({warnings[0]})' if warnings else ''
         raise NotATiffError(f'{path} is a damaged TIFF: no readable image{why}')
@@ -81,45 +102,17 @@ def inspect_tiff(path: str | os.PathLike) -> dict[str, Any]:
     return report
 
 
-@contextlib.contextmanager
-def _tifffile_warnings() -> Iterator[list[str]]:
-    """Collect tifffile's logged warnings instead of letting them reach stderr."""
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            text = record.getMessage()
-            # tifffile prefixes the object's repr: keep the words after it.
-            messages.append(one_line(ValueError(text.split('> ', 1)[-1])))
-
-    logger = logging.getLogger('tifffile')
-    handler = Collect(logging.WARNING)
-    saved = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = saved
-
-
-def _tag(page: Any, name: str, default: Any = None) -> Any:
-    tag = page.tags.get(name)
-    return default if tag is None else tag.value
-
-
 def _ifd_facts(page: Any, number: int) -> dict[str, Any]:
     """Plain facts of one top-level IFD."""
     import numpy
 
     counts = numpy.asarray(page.databytecounts, dtype=numpy.uint64)
     offsets = numpy.asarray(page.dataoffsets, dtype=numpy.uint64)
-    resolution_unit = _tag(page, 'ResolutionUnit')
-    x_resolution = _tag(page, 'XResolution')
-    y_resolution = _tag(page, 'YResolution')
-    smin = _tag(page, 'SMinSampleValue')
-    smax = _tag(page, 'SMaxSampleValue')
+    resolution_unit = tag_value(page, 'ResolutionUnit')
+    x_resolution = tag_value(page, 'XResolution')
+    y_resolution = tag_value(page, 'YResolution')
+    smin = tag_value(page, 'SMinSampleValue')
+    smax = tag_value(page, 'SMaxSampleValue')
     return {
         'ifd': number,
         'width': int(page.imagewidth),
@@ -134,41 +127,20 @@ def _ifd_facts(page: Any, number: int) -> dict[str, Any]:
         'sample_format': int(page.sampleformat),
         'dtype': str(page.dtype) if page.dtype is not None else None,
         'planar': int(page.planarconfig),
-        'new_subfile_type': int(_tag(page, 'NewSubfileType', 0)),
-        'subifds': len(_tag(page, 'SubIFDs', ()) or ()),
+        'new_subfile_type': int(tag_value(page, 'NewSubfileType', 0)),
+        'subifds': len(tag_value(page, 'SubIFDs', ()) or ()),
         'description': page.description or '',
         'software': page.software or '',
         'resolution_unit': int(resolution_unit) if resolution_unit is not None else None,
-        'x_resolution': _ratio(x_resolution),
-        'y_resolution': _ratio(y_resolution),
+        'x_resolution': resolution_ratio(x_resolution),
+        'y_resolution': resolution_ratio(y_resolution),
         'sample_min': _as_list(smin),
         'sample_max': _as_list(smax),
         'tiles': int(len(counts)),
         'zero_byte_tiles': int((counts == 0).sum()),
         'data_end': int((offsets + counts).max()) if len(counts) else 0,
-        'chunks': set(zip(offsets.tolist(), counts.tolist())) - {(0, 0)},
+        'chunks': set(zip(offsets.tolist(), counts.tolist(), strict=True)) - {(0, 0)},
     }
-
-
-def _sub_ifd_facts(tif: Any) -> list[dict[str, Any]]:
-    """Facts of level 0's SubIFDs (an OME-TIFF's reduced levels), in order."""
-    import tifffile
-
-    page = tif.pages[0]
-    facts = []
-    for number, offset in enumerate(page.subifds or ()):
-        tif.filehandle.seek(offset)
-        sub = tifffile.TiffPage(tif, index=(0, number))
-        facts.append(_ifd_facts(sub, f'0 SubIFD {number}'))
-    return facts
-
-
-def _spacing_um(ifd: dict[str, Any]) -> list[float] | None:
-    """Micrometres per pixel from the resolution tags (cm or inch units only)."""
-    per_unit = {3: 10000.0, 2: 25400.0}.get(ifd['resolution_unit'] or 0)
-    if per_unit is None or not ifd['x_resolution'] or not ifd['y_resolution']:
-        return None
-    return [per_unit / ifd['x_resolution'], per_unit / ifd['y_resolution']]
 
 
 def _report(
@@ -214,10 +186,10 @@ def _report(
         ],
         'dtype': first['dtype'],
         'channels': first['channels'],
-        'photometric': _PHOTOMETRIC_NAMES.get(first['photometric'], str(first['photometric'])),
+        'photometric': _photometric_name(first['photometric']),
         'compression': compression_name(first['compression_tag']),
         'spacing_um': _spacing_um(first),
-        'resolution_unit': {1: 'none', 2: 'inch', 3: 'centimeter'}.get(unit or 1, str(unit)),
+        'resolution_unit': _resolution_unit_name(unit),
         'description': description,
         'provenance': parse_description(description),
         'sample_range': (
@@ -236,16 +208,6 @@ def _report(
     }
 
 
-def _ratio(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, tuple):
-        if len(value) != 2 or not value[1]:
-            return None
-        return value[0] / value[1]
-    return float(value)
-
-
 def _as_list(value: Any) -> list[float] | None:
     if value is None:
         return None
@@ -254,60 +216,3 @@ def _as_list(value: Any) -> list[float] | None:
     if isinstance(value, (tuple, list)):
         return [float(v) for v in value]
     return [float(value)]
-
-
-def format_tiff_report(r: dict[str, Any]) -> str:
-    """The report as text for people."""
-    spacing = (
-        f'{r["spacing_um"][0]:.6g} x {r["spacing_um"][1]:.6g} um/px'
-        if r['spacing_um']
-        else 'unknown (no resolution in cm or inch)'
-    )
-    lines = [
-        f'TIFF          {r["path"]}  ({r["format"]}, {format_bytes(r["file_bytes"])})',
-        f'pixels        {r["dtype"]}, {r["channels"]} channel(s), {r["photometric"]}, '
-        f'{r["compression"]}',
-        f'spacing       {spacing}',
-    ]
-    if r['provenance']:
-        p = r['provenance']
-        lines.append(
-            f'written by    {p.get("tool")}: kind {p.get("kind", "?")}, merge {p.get("merge", "?")}, '
-            f'resampling {p.get("resampling", "?")}'
-        )
-    elif r['description']:
-        text = r['description'].replace('\n', ' ')
-        lines.append(f'description   {text[:100]}{"..." if len(text) > 100 else ""}')
-    if r['sample_range']:
-        low, high = (
-            ', '.join(f'{value:g}' for value in r['sample_range'][key] or []) or '?'
-            for key in ('min', 'max')
-        )
-        lines.append(f'display range {low} .. {high} (SMin/SMaxSampleValue)')
-    lines.append(f'levels        {len(r["levels"])}')
-    for number, level in enumerate(r['levels']):
-        lines.append(
-            f'  {number}: {level["width"]:>7} x {level["height"]:<7} '
-            f'downsample {level["downsample"]:<8.4g} tile {level["tile_width"]}x{level["tile_height"]}'
-            f'  {level["compression"]}'
-            + (f'  {level["zero_byte_tiles"]} missing tile(s)' if level['zero_byte_tiles'] else '')
-        )
-    for other in r['other_ifds']:
-        lines.append(f'  (IFD {other["ifd"]}: {other["width"]} x {other["height"]}, not tiled)')
-    lines.append(f'tiles         {r["tiles"]["referenced"]} referenced, {r["tiles"]["stored"]} stored')
-    for reader, verdict in r['readers'].items():
-        status = 'ok' if verdict['ok'] else 'FAILS'
-        lines.append(f'{READER_TITLES[reader]:<14}{status}')
-        for reason in verdict['reasons']:
-            lines.append(f'    - {reason}')
-        for note in verdict['notes']:
-            lines.append(f'    note: {note}')
-    accepted = ', '.join(r['accepted_by']) or 'no reader judged here'
-    if r['ok']:
-        lines.append(f'verdict       ok: a tiled pyramidal TIFF ({r["flavor"]}); opens right in {accepted}')
-    else:
-        lines.append(f'verdict       NOT OK (opens right in: {accepted})')
-        for reason in r['reasons']:
-            lines.append(f'    - {reason}')
-    return '\n'.join(lines)
-

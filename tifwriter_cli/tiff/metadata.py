@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy
 
 from ..spec import CanvasSpec
-from .compat import FORBIDDEN_DESCRIPTION_WORDS
+from .readers import FORBIDDEN_DESCRIPTION_WORDS
 
 __all__ = [
     'FORBIDDEN_DESCRIPTION_WORDS',

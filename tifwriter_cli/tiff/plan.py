@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .compat import ASAP_SINGLE_LEVEL_MAX_WIDTH
 from .pyramid import halved
+from .readers import ASAP_SINGLE_LEVEL_MAX_WIDTH
 
 __all__ = ['LevelPlan', 'plan_pyramid', 'level_sizes', 'OVERVIEW_MAX', 'MIN_TILE', 'MIN_SHARED_TILE']
 

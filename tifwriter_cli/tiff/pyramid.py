@@ -52,9 +52,10 @@ import sys
 
 import numpy
 
-__all__ = ['RESAMPLING_METHODS', 'downsample2', 'halved']
+from ..vocab import RESAMPLINGS
 
-RESAMPLING_METHODS = ('nearest', 'mode', 'mean', 'max', 'min')
+__all__ = ['downsample2', 'halved']
+
 
 #: Wider integer type holding the sum of four values (plus rounding).
 _SUM_DTYPE = {
@@ -94,8 +95,8 @@ def downsample2(band: numpy.ndarray, method: str, *, out: numpy.ndarray | None =
     """
     if band.ndim != 3:
         raise ValueError(f'expected an (H, W, C) array, got shape {band.shape}')
-    if method not in RESAMPLING_METHODS:
-        raise ValueError(f'unknown resampling {method!r}; one of {", ".join(RESAMPLING_METHODS)}')
+    if method not in RESAMPLINGS:
+        raise ValueError(f'unknown resampling {method!r}; one of {", ".join(RESAMPLINGS)}')
     height, width, channels = band.shape
     shape = (halved(height), halved(width), channels)
     if out is None:
