@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidOptionError, MissingExtraError, StagingNotFoundError
+from ..vocab import ANNOTATION_COORDINATES, ANNOTATION_FORMATS, OBJECT_TYPES
 
 __all__ = ['ExportReport', 'export_annotations', 'place_polygon', 'COORDINATES', 'FORMATS']
 
-FORMATS = ('geojson', 'asap-xml')
-COORDINATES = ('slide', 'canvas')
-OBJECT_TYPES = ('annotation', 'detection')
+FORMATS = ANNOTATION_FORMATS
+COORDINATES = ANNOTATION_COORDINATES
 #: Output suffix -> format, when ``format`` is not given.
 SUFFIX_FORMATS = {'.geojson': 'geojson', '.json': 'geojson', '.xml': 'asap-xml'}
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import click
 
+from ..vocab import ANNOTATION_COORDINATES, ANNOTATION_FORMATS, OBJECT_TYPES
 from .options import classes_opt, overwrite_opt, show_progress
-
-# Kept here (not imported from the library) so --help never imports it.
-FORMAT_CHOICES = ('geojson', 'asap-xml')
-COORDINATE_CHOICES = ('slide', 'canvas')
-OBJECT_TYPE_CHOICES = ('annotation', 'detection')
 
 
 @click.command('export-annotations')
@@ -20,12 +16,12 @@ OBJECT_TYPE_CHOICES = ('annotation', 'detection')
     metavar='OUT', help='Annotation file to write: *.geojson (QuPath) or *.xml (ASAP).',
 )
 @click.option(
-    '--format', 'fmt', type=click.Choice(FORMAT_CHOICES), default=None,
+    '--format', 'fmt', type=click.Choice(ANNOTATION_FORMATS), default=None,
     help='geojson: a QuPath FeatureCollection; asap-xml: ASAP annotations (holes in a '
     '"NAME hole" group). Default from the suffix of OUT.',
 )
 @click.option(
-    '--object-type', type=click.Choice(OBJECT_TYPE_CHOICES), default='annotation', show_default=True,
+    '--object-type', type=click.Choice(OBJECT_TYPES), default='annotation', show_default=True,
     help='QuPath object type of the GeoJSON features (detections are lighter, not editable).',
 )
 @click.option(
@@ -38,7 +34,7 @@ OBJECT_TYPE_CHOICES = ('annotation', 'detection')
     help='Drop polygons, and fill holes, smaller than this many canvas pixels.',
 )
 @click.option(
-    '--coordinates', type=click.Choice(COORDINATE_CHOICES), default='slide', show_default=True,
+    '--coordinates', type=click.Choice(ANNOTATION_COORDINATES), default='slide', show_default=True,
     help='slide: slide level-0 pixels (canvas px x the --like downsample), to open over the '
     'slide; canvas: the mask\'s own pixels.',
 )
