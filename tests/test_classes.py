@@ -204,6 +204,10 @@ def test_init_classes_then_info(tmp_path: Path, run_cli):
     assert result.exit_code == 0, result.output
     assert '2 classes' in result.stdout
     assert read_canvas(staging).spec.classes.name_of(1) == 'tumour'
+    line = 'classes       0 background (#282828), 1 tumour (#e41a1c)'
+    assert line in run_cli('info', staging).stdout.splitlines()
+    assert run_cli('finalize', staging, tmp_path / 'm.tif').exit_code == 0
+    assert line in run_cli('info', tmp_path / 'm.tif').stdout.splitlines()
 
 
 def test_init_bad_classes_one_line_and_nothing_created(tmp_path: Path, run_cli):
