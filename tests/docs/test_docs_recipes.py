@@ -497,6 +497,8 @@ def test_guide_classes_end_to_end(tmp_path):
     unnamed = {v: int((mask == v).sum()) for v in (4, 7)}
     assert (f'2 label value(s) the class table does not name: 4 ({unnamed[4]} px), 7 ({unnamed[7]} px)'
             in result.stderr), result.stderr
+    assert 'classes       0 background (#282828), 1 tumour (#e41a1c), 2 stroma' in result.stdout  # info
+    assert 'labels: classes 0 background,1 tumour,2 stroma,3 necrosis,4,7' in result.stdout  # preview
     assert_png(tmp_path / 'mask.png')
     features = json.loads((tmp_path / 'mask.geojson').read_text())['features']
     names = {f['properties']['classification']['name'] for f in features}
