@@ -96,14 +96,18 @@ def test_documented_keys_are_the_typed_fields(section, cls):
     assert documented_keys(section) == schema_keys(cls)
 
 
+CLASS_KEYS = {'classes[].value', 'classes[].name', 'classes[].color'}
+
+
 def test_staging_json_keys_are_documented(make_staging, run_cli):
-    staging = make_staging(width=300, height=200, spacing_x=0.5)
+    staging = make_staging(width=300, height=200, spacing_x=0.5, classes='background,tumour:#e41a1c')
     with tw.open_staging(staging) as writer:
         writer.write(10, 20, numpy.ones((40, 50), numpy.uint8))
     result = run_cli('info', staging, '--json')
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report['report'] == 'staging' and report['bbox'] is not None
+    assert report['classes'][1] == {'value': 1, 'name': 'tumour', 'color': '#e41a1c'}
     assert emitted_keys(report) == documented_keys('staging')
 
 
@@ -122,17 +126,19 @@ def test_tiff_json_keys_are_documented(tmp_path, run_cli):
     report = json.loads(result.stdout)
     assert report['report'] == 'tiff'
     assert report['other_ifds'] and report['sample_range'] and report['spacing_um']
-    assert emitted_keys(report) == documented_keys('tiff')
+    assert report['classes'] == []  # no class table in someone else's TIFF: no class keys
+    assert emitted_keys(report) == documented_keys('tiff') - CLASS_KEYS
 
 
 def test_our_tiff_json_keys_are_documented(make_staging, run_cli, tmp_path):
-    staging = make_staging(width=300, height=200, spacing_x=0.5)
+    staging = make_staging(width=300, height=200, spacing_x=0.5, classes='0=background,2=stroma')
     with tw.open_staging(staging) as writer:
         writer.write(0, 0, numpy.full((64, 64), 2, numpy.uint8))
     out = tmp_path / 'ours.tif'
     tw.finalize(staging, out)
     report = json.loads(run_cli('info', out, '--json').stdout)
     assert report['ok'] and report['provenance']['tool'].startswith('tifwriter ')
+    assert [c['name'] for c in report['classes']] == ['background', 'stroma']
     # Ours has no untiled IFD: every other key is there.
     assert emitted_keys(report) == documented_keys('tiff') - {
         'other_ifds[].ifd', 'other_ifds[].width', 'other_ifds[].height', 'other_ifds[].tiled',

@@ -62,7 +62,7 @@ def check_output_path(
         if made_by_tifwriter(path) is None:
             raise NotOursError(
                 f'{path} exists and was not made by tifwriter: overwrite=True only replaces '
-                "tifwriter's own outputs (a staging file, a TIFF or PNG it wrote); "
+                "tifwriter's own outputs (a staging file, a TIFF, PNG or annotation file it wrote); "
                 'move or delete it yourself'
             )
     parent = path.parent if str(path.parent) else Path('.')
@@ -93,7 +93,7 @@ def enclosing_staging_unit(path: str | os.PathLike) -> Path | None:
 
 
 def made_by_tifwriter(path: str | os.PathLike) -> str | None:
-    """'staging', 'tiff' or 'png' when tifwriter made the file at ``path``
+    """'staging', 'tiff', 'png' or 'annotations' when tifwriter made the file at ``path``
     (by its format marker or provenance), else None. Cheap: reads headers only."""
     try:
         with open(path, 'rb') as fh:
@@ -117,6 +117,8 @@ def made_by_tifwriter(path: str | os.PathLike) -> str | None:
             return 'tiff' if any(t.startswith(PROVENANCE_PREFIX) for t in texts) else None
         if head == _PNG_SIGNATURE:
             return 'png' if png_software(path).startswith(PROVENANCE_PREFIX) else None
+        if head[:1] in (b'{', b'<'):
+            return 'annotations' if _annotation_file_ours(path) else None
     except Exception:  # unreadable, truncated: certainly not something we can vouch for
         return None
     return None
@@ -141,6 +143,16 @@ def png_software(path: str | os.PathLike) -> str:
                 keyword, _, text = data.partition(b'\0')
                 if keyword == b'Software':
                     return text.decode('latin-1')
+
+
+#: How our annotation files begin (annotations/writers.py writes them).
+_ANNOTATION_HEADS = (b'{"type": "FeatureCollection", "generator": "tifwriter ', b'<?xml version="1.0"?>\n<!-- tifwriter ')
+
+
+def _annotation_file_ours(path: str | os.PathLike) -> bool:
+    with open(path, 'rb') as fh:
+        head = fh.read(80)
+    return any(head.startswith(marker) for marker in _ANNOTATION_HEADS)
 
 
 def png_with_software(encoded: bytes, software: str) -> bytes:

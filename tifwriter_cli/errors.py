@@ -31,6 +31,7 @@ __all__ = [
     'SlideReadError',
     'CorruptFragmentError',
     'NotOursError',
+    'MissingExtraError',
     'Terminated',
     'IngestTerminated',
 ]
@@ -154,3 +155,8 @@ class CorruptFragmentError(NotAStagingFileError):
 
 class NotOursError(OutputExistsError):
     """An output path holds a file tifwriter did not make: never replaced."""
+
+
+class MissingExtraError(TifwriterError, ImportError):
+    """A feature needs an optional extra that is not installed (the message
+    names the ``pip install`` that adds it)."""

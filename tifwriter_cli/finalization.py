@@ -63,6 +63,8 @@ class FinalizeReport:
     #: What the staging snapshot held (None for in-memory sources).
     fragments: int | None = None
     patches: int | None = None
+    #: Label values the class table does not name: {value: pixels}.
+    unknown_labels: dict = dataclasses.field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -98,6 +100,10 @@ def finalize(
     engine: str = 'native',
     flavor: str = 'wsi',
     channel_names: list[str] | tuple[str, ...] | None = None,
+    argmax: bool = False,
+    threshold: float | None = None,
+    channel: int | None = None,
+    classes: Any = None,
 ) -> FinalizeReport:
     """Write the pyramidal TIFF ``out`` from a staging file (path) or a source.
 
@@ -110,6 +116,9 @@ def finalize(
     so QuPath, Fiji, napari; ``channel_names`` go into its OME-XML).
     ``progress(done, total)`` is called as tiles are written, ``done``
     rising to ``total`` (:data:`tifwriter_cli.engines.Progress`).
+    ``argmax=True`` writes the label map of the largest channel,
+    ``threshold=T`` (``channel=C``) a 0/1 mask (:mod:`tifwriter_cli.labelmaps`);
+    ``classes`` names the labels written (replacing the canvas' table).
     """
     from .engines import get_engine
     from .vocab import COMPRESSIONS, RESAMPLINGS
@@ -167,6 +176,11 @@ def finalize(
             f'got {type(staging).__name__}'
         )
     try:
+        from .labelmaps import derive_source
+
+        source = derive_source(
+            source, argmax=argmax, threshold=threshold, channel=channel, classes=classes
+        )
         return _finalize_source(
             source,
             out_path,
@@ -313,9 +327,15 @@ def _finalize_source(
         progress=progress,
         flavor=flavor,
     )
+    from .labelmaps import LabelCensus, describe_unknown
+
+    census = LabelCensus(source) if LabelCensus.applies_to(source) else None
     with atomic_output(out_path, overwrite=overwrite) as tmp:
-        result = engine.write(source, tmp, options)
+        result = engine.write(census or source, tmp, options)
         file_bytes = tmp.stat().st_size
+    unknown_labels = census.unknown() if census is not None else {}
+    if unknown_labels:
+        warn(describe_unknown(unknown_labels, spec.width * spec.height))
     seconds = time.monotonic() - started
     log.debug(  # (the CLI prints its own 'wrote' line: -v must not say it twice)
         'wrote %s: %d levels, %d tiles (%d stored) in %.1f s',
@@ -339,5 +359,6 @@ def _finalize_source(
         warnings=warnings,
         fragments=fragments,
         patches=patches,
+        unknown_labels=unknown_labels,
     )
 

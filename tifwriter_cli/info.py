@@ -66,6 +66,21 @@ class CanvasFacts(_Result):
 
 
 @dataclasses.dataclass(frozen=True)
+class ClassFacts(_Result):
+    """One class of the class table (``init --classes``)."""
+
+    value: int
+    name: str
+    #: ``#rrggbb``
+    color: str
+
+
+def class_facts(table: Any) -> list[ClassFacts]:
+    """The class table (:class:`tifwriter_cli.classes.ClassTable` or None) as typed results."""
+    return [ClassFacts(value=c.value, name=c.name, color=c.hex) for c in table] if table else []
+
+
+@dataclasses.dataclass(frozen=True)
 class FragmentFacts(_Result):
     count: int
     bytes: int
@@ -103,10 +118,12 @@ class StagingInfo(_Result):
     written_percent: float
     bbox: BoundingBox | None
     last_write: str | None
+    #: The class table, by value ([] when the canvas has none).
+    classes: list[ClassFacts] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def from_summary(cls, summary: dict[str, Any]) -> StagingInfo:
-        fields = dict(summary, report='staging')
+    def from_summary(cls, summary: dict[str, Any], classes: Any = None) -> StagingInfo:
+        fields = dict(summary, report='staging', classes=class_facts(classes))
         fields['canvas'] = CanvasFacts(**summary['canvas'])
         fields['fragments'] = FragmentFacts(**summary['fragments'])
         fields['bbox'] = BoundingBox(**summary['bbox']) if summary['bbox'] else None
@@ -183,16 +200,37 @@ class TiffInfo(_Result):
     ok: bool
     reasons: list[str]
     tifffile_warnings: list[str]
+    #: The class table our provenance carries ([] when none).
+    classes: list[ClassFacts] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_inspection(cls, facts: dict[str, Any]) -> TiffInfo:
         fields = dict(facts, report='tiff', tifffile_warnings=facts.get('tifffile_warnings', []))
+        fields['classes'] = class_facts(_provenance_classes(facts.get('provenance')))
         fields['levels'] = [TiffLevel(**level) for level in facts['levels']]
         fields['other_ifds'] = [UntiledIfd(**ifd) for ifd in facts['other_ifds']]
         fields['sample_range'] = SampleRange(**facts['sample_range']) if facts['sample_range'] else None
         fields['tiles'] = TileCounts(**facts['tiles'])
         fields['readers'] = {name: ReaderVerdict(**v) for name, v in facts['readers'].items()}
         return cls(**fields)
+
+
+def _provenance_classes(provenance: dict[str, str] | None) -> Any:
+    from .classes import classes_from_provenance
+    from .errors import InvalidOptionError
+
+    try:
+        return classes_from_provenance(provenance)
+    except InvalidOptionError:
+        return None  # a damaged field: the rest of the report still stands
+
+
+def _classes_line(classes: list[dict[str, Any]]) -> list[str]:
+    if not classes:
+        return []
+    shown = ', '.join(f'{c["value"]} {c["name"]} ({c["color"]})' for c in classes[:12])
+    more = f', ... ({len(classes)} classes)' if len(classes) > 12 else ''
+    return [f'classes       {shown}{more}']
 
 
 # -- describing a path -------------------------------------------------------------
@@ -214,7 +252,7 @@ def describe_staging(path: str | os.PathLike) -> StagingInfo:
     from .staging import read_staging
 
     with read_staging(path) as snapshot:
-        return StagingInfo.from_summary(snapshot.summary())
+        return StagingInfo.from_summary(snapshot.summary(), snapshot.spec.classes)
 
 
 def describe_tiff(path: str | os.PathLike) -> TiffInfo:
@@ -244,6 +282,7 @@ def format_staging_report(report: StagingInfo) -> str:
             else ''
         ),
         f"tile size     {c['tile_size']}    fill {c['fill']:g}    merge {c['merge']}",
+        *_classes_line(r.get('classes', [])),
         f"fragments     {r['fragments']['count']} published, {format_bytes(r['fragments']['bytes'])}"
         + (
             f", {r['fragments']['unpublished_temp_files']} unpublished temp file(s) "
@@ -301,6 +340,7 @@ def format_tiff_report(report: TiffInfo | dict[str, Any]) -> str:
             f'written by    {p.get("tool")}: kind {p.get("kind", "?")}, merge {p.get("merge", "?")}, '
             f'resampling {p.get("resampling", "?")}'
         )
+        lines.extend(_classes_line(r.get('classes', [])))
     elif r['description']:
         text = r['description'].replace('\n', ' ')
         lines.append(f'description   {text[:100]}{"..." if len(text) > 100 else ""}')

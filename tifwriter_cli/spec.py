@@ -66,6 +66,9 @@ class CanvasSpec:
     #: Slide level-0 pixels per canvas pixel (> 1 for lower-resolution
     #: heatmaps made with ``init --like SLIDE --downsample D``).
     slide_downsample: float = 1.0
+    #: What each label value means (:class:`~tifwriter_cli.classes.ClassTable`;
+    #: also given as the text forms of :func:`~tifwriter_cli.classes.parse_classes`).
+    classes: Any = None
 
     def __post_init__(self) -> None:
         for name in ('width', 'height', 'channels', 'tile_size'):
@@ -137,6 +140,7 @@ class CanvasSpec:
         if not math.isfinite(downsample) or downsample <= 0:
             raise InvalidOptionError(f'downsample must be a positive number, got {downsample}')
         object.__setattr__(self, 'slide_downsample', downsample)
+        object.__setattr__(self, 'classes', _checked_classes(self))
 
     @property
     def numpy_dtype(self) -> numpy.dtype:
@@ -156,6 +160,7 @@ class CanvasSpec:
         attrs = dataclasses.asdict(self)
         attrs['spacing_x'] = attrs['spacing_x'] or 0.0
         attrs['spacing_y'] = attrs['spacing_y'] or 0.0
+        attrs['classes'] = self.classes.to_json() if self.classes is not None else ''
         return attrs
 
     @classmethod
@@ -175,10 +180,45 @@ class CanvasSpec:
         for key in ('spacing_x', 'spacing_y'):
             if not values.get(key):
                 values[key] = None
+        if values.get('classes'):
+            from .classes import ClassTable
+
+            values['classes'] = ClassTable.from_json(values['classes'])
+        else:
+            values.pop('classes', None)
         return cls(**values)
 
     def replace(self, **changes: Any) -> CanvasSpec:
         return dataclasses.replace(self, **changes)
+
+
+def _checked_classes(spec: CanvasSpec) -> Any:
+    """The class table, parsed, and fitting the canvas: label values the dtype
+    holds (kind labels), or channel numbers (kind probability: names for
+    ``finalize(reduce='argmax')``)."""
+    if spec.classes is None:
+        return None
+    from .classes import parse_classes
+
+    table = parse_classes(spec.classes)
+    if table is None:
+        return None
+    if spec.kind == 'image':
+        raise InvalidOptionError('classes name label values or channels; an image canvas has neither')
+    if spec.kind == 'probability':
+        top, what = spec.channels - 1, f'channel numbers 0 to {spec.channels - 1}'
+    elif spec.numpy_dtype.kind == 'f':
+        top, what = 2**24, 'integers up to 2**24 (float32 labels)'
+    else:
+        top = int(numpy.iinfo(spec.numpy_dtype).max)
+        what = f'label values 0 to {top} ({spec.dtype})'
+    outside = [value for value in table.values if value > top]
+    if outside:
+        raise InvalidOptionError(
+            f'class value(s) {", ".join(map(str, outside[:5]))} do not fit this canvas: classes '
+            f'of a {spec.kind} canvas are {what}'
+        )
+    return table
 
 
 def _is_dtype(value: Any) -> bool:

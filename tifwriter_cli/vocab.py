@@ -14,6 +14,9 @@ from __future__ import annotations
 
 __all__ = [
     'BLEND_SHAPES',
+    'ANNOTATION_COORDINATES',
+    'ANNOTATION_FORMATS',
+    'OBJECT_TYPES',
     'COMPRESSIONS',
     'CONVERT_MODES',
     'COORDS',
@@ -65,3 +68,9 @@ ON_ERROR = ('stop', 'skip')
 #: The ingest file name pattern by default: the last two integers of a
 #: name are x and y (``tile_12_34.npy``, ``slideA_-512_0.npz``).
 DEFAULT_PATTERN = '*{x}_{y}.npy'
+#: What export-annotations writes: QuPath GeoJSON or ASAP XML.
+ANNOTATION_FORMATS = ('geojson', 'asap-xml')
+#: Where exported polygons are placed: slide level-0 pixels or the canvas'.
+ANNOTATION_COORDINATES = ('slide', 'canvas')
+#: The QuPath object type of exported features.
+OBJECT_TYPES = ('annotation', 'detection')

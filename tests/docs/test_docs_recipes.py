@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import numpy
@@ -54,6 +55,9 @@ TESTED_RECIPES = {
     'makefile',
     'convert-slurm',  # run in tests/cli/test_cli_convert.py
     'convert-make',  # run in tests/cli/test_cli_convert.py
+    'guide-classes',
+    'guide-argmax',
+    'viewing-annotations',
 }
 
 SLIDE_MPP = 0.25
@@ -479,3 +483,83 @@ def test_the_demo_command_of_the_readme(tmp_path):
     with tifwriter_cli.read_staging(out / 'demo-labels.h5') as snapshot:
         assert numpy.array_equal(level0, snapshot.read_canvas()[:, :, 0])
     assert set(numpy.unique(level0)) <= {0, 1, 2, 3}
+
+
+# -- docs/guide.md and docs/viewing.md: classes, label maps, annotations -------------------
+
+
+def test_guide_classes_end_to_end(tmp_path):
+    env = clean_env(tmp_path)
+    reference = ReferenceCanvas(2000, 1500)
+    write_label_tiles(tmp_path / 'predictions', reference, size=512, seed=5)
+    result = run_bash(RECIPES['guide-classes'], tmp_path, env)
+    assert_tiff_is(tmp_path / 'mask.tif', reference.result(), resampling='mode')
+    # The tiles hold classes 0..4 and specks of 7; the table names 0..3.
+    mask = reference.result()[:, :, 0]
+    unnamed = {v: int((mask == v).sum()) for v in (4, 7)}
+    assert (f'2 label value(s) the class table does not name: 4 ({unnamed[4]} px), 7 ({unnamed[7]} px)'
+            in result.stderr), result.stderr
+    assert 'classes       0 background (#282828), 1 tumour (#e41a1c), 2 stroma' in result.stdout  # info
+    assert 'labels: classes 0 background,1 tumour,2 stroma,3 necrosis,4,7' in result.stdout  # preview
+    assert_png(tmp_path / 'mask.png')
+    features = json.loads((tmp_path / 'mask.geojson').read_text())['features']
+    names = {f['properties']['classification']['name'] for f in features}
+    assert names == {'tumour', 'stroma', 'necrosis', '4', '7'}
+    tumour = next(f for f in features if f['properties']['classification']['name'] == 'tumour')
+    assert tumour['properties']['classification']['color'] == [0xE4, 0x1A, 0x1C]
+
+
+def test_guide_argmax_and_threshold(tmp_path):
+    env = clean_env(tmp_path)
+    rng = numpy.random.default_rng(6)
+    probs = numpy.zeros((1500, 2000, 3), numpy.float32)
+    (tmp_path / 'probs').mkdir()
+    for y in range(0, 1500, 500):
+        for x in range(0, 2000, 500):
+            blocks = rng.random((10, 10, 3), dtype=numpy.float32)
+            tile = numpy.kron(blocks, numpy.ones((50, 50, 1), numpy.float32))
+            numpy.save(tmp_path / 'probs' / f'probs_{x}_{y}.npy', tile)
+            probs[y : y + 500, x : x + 500] = tile
+    run_bash(RECIPES['guide-argmax'], tmp_path, env)
+    labels = numpy.argmax(probs, axis=2).astype(numpy.uint8)
+    assert_tiff_is(tmp_path / 'labels.tif', labels[:, :, None], resampling='mode')
+    assert_tiff_is(tmp_path / 'tumour.tif', (probs[:, :, 1:2] >= 0.5).astype(numpy.uint8), resampling='mode')
+    root = ElementTree.parse(tmp_path / 'labels.xml').getroot()
+    assert {g.get('Name') for g in root.find('AnnotationGroups')} <= {'tumour', 'stroma', 'tumour hole', 'stroma hole'}
+    assert len(root.find('Annotations')) > 10
+
+
+def test_viewing_annotations_walkthrough_lands_on_the_slide(tmp_path):
+    import rasterio.features
+    import shapely
+    from shapely.geometry import shape
+
+    import tifwriter_cli as tw
+
+    env = clean_env(tmp_path)
+    make_slide(tmp_path / 'slide.tif', 2000, 1500)
+    run(['tifwriter', 'init', 'mask.h5', '--like', 'slide.tif', '--downsample', '4',
+         '--classes', 'background,tumour,stroma,necrosis'], tmp_path, env)
+    mask = numpy.zeros((375, 500), numpy.uint8)
+    yy, xx = numpy.mgrid[0:375, 0:500]
+    mask[(yy - 180) ** 2 + (xx - 200) ** 2 < 120**2] = 1
+    mask[(yy - 180) ** 2 + (xx - 200) ** 2 < 40**2] = 0  # a hole
+    mask[50:300, 350:480] = 2
+    mask[100:102, 10:12] = 3  # 4 px: below --min-area 16
+    with tw.open_staging(tmp_path / 'mask.h5') as writer:
+        writer.write(0, 0, mask)
+    run(['tifwriter', 'finalize', 'mask.h5', 'mask.tif'], tmp_path, env)
+    result = run_bash(RECIPES['viewing-annotations'], tmp_path, env)
+    assert '1 below --min-area dropped' in result.stdout and '1 mask px = 4' in result.stdout
+    features = json.loads((tmp_path / 'mask.geojson').read_text())['features']
+    assert sorted(f['properties']['classification']['name'] for f in features) == ['stroma', 'tumour']
+    drawn = numpy.zeros_like(mask)
+    for feature, value in ((f, {'tumour': 1, 'stroma': 2}[f['properties']['classification']['name']]) for f in features):
+        polygon = shapely.transform(shape(feature['geometry']), lambda xy: xy / 4)  # slide -> mask px
+        drawn[rasterio.features.rasterize([(polygon, 1)], out_shape=mask.shape, dtype='uint8') == 1] = value
+    expected = numpy.where(mask == 3, 0, mask)
+    for value in (1, 2):
+        both = numpy.logical_and(drawn == value, expected == value).sum()
+        assert both / numpy.logical_or(drawn == value, expected == value).sum() >= 0.99
+    root = ElementTree.parse(tmp_path / 'mask.xml').getroot()
+    assert {g.get('Name') for g in root.find('AnnotationGroups')} == {'tumour', 'tumour hole', 'stroma'}

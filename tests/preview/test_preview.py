@@ -57,16 +57,21 @@ def halves(make_staging) -> Path:
 def test_label_palette_is_fixed_and_distinct():
     assert LABEL_PALETTE.shape == (256, 3) and LABEL_PALETTE.dtype == numpy.uint8
     assert len(colours_in(LABEL_PALETTE)) == 256
-    background, red, green, blue, yellow = (as_tuple(c) for c in LABEL_PALETTE[:5])
+    # The class table's default palette (one rule; its H&E visibility is tested
+    # in tests/test_classes.py): 0 dark grey, then green, amber, dark green, blue.
+    from tifwriter_cli.classes import default_colour
+
+    assert [as_tuple(c) for c in LABEL_PALETTE] == [default_colour(v) for v in range(256)]
+    background, green, amber, dark_green, blue = (as_tuple(c) for c in LABEL_PALETTE[:5])
     assert max(background) < 64 and len(set(background)) == 1  # dark grey
-    assert red[0] > 200 and red[1] < 64 and red[2] < 128
     assert green[1] > 150 and green[0] < 100 and green[2] < 100
+    assert amber[0] > 200 and amber[1] > 150 and amber[2] < 64
+    assert dark_green[1] < 100 and dark_green[0] < 32 and dark_green[2] < 32
     assert blue[2] > 150 and blue[0] < 64
-    assert yellow[0] > 200 and yellow[1] > 200 and yellow[2] < 64
     # Far enough apart to tell apart, and away from the legend's white and black.
     lab = LABEL_PALETTE.astype(int)
     distance = numpy.sqrt(((lab[:, None] - lab[None]) ** 2).sum(-1)) + numpy.eye(256) * 1e9
-    assert distance.min() > 25
+    assert distance[:24, :24].min() > 50 and distance.min() > 15
     assert not {(255, 255, 255), (0, 0, 0)} & colours_in(LABEL_PALETTE)
     assert as_tuple(label_colours(numpy.array(257))) == as_tuple(LABEL_PALETTE[2])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..vocab import COMPRESSIONS, ENGINES, FLAVORS, RESAMPLINGS
-from .options import is_quiet, overwrite_opt, staging_arg, workers_opt
+from .options import classes_opt, is_quiet, overwrite_opt, staging_arg, workers_opt
 from .progress import progress_bar
 
 # Metavars, not Choices: the library checks the value (and a Choice would
@@ -63,6 +63,21 @@ RESAMPLING_CHOICES = '|'.join(RESAMPLINGS)
     default=None,
     help='With --flavor ome: the channel names written into the OME-XML (comma-separated).',
 )
+@click.option(
+    '--argmax', is_flag=True,
+    help='Write the uint8 label map of the largest channel (ties: the lowest; NaN lowest) of an '
+    'N-channel canvas, instead of the channels.',
+)
+@click.option(
+    '--threshold', type=float, default=None, metavar='T',
+    help='Write a 0/1 uint8 mask: 1 where --channel is at least T (a probability 0..1 on an '
+    'integer probability canvas, else in stored units; NaN gives 0).',
+)
+@click.option(
+    '--channel', type=int, default=None, metavar='C',
+    help='The channel --threshold reads (needed when the canvas has several).',
+)
+@classes_opt
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -77,6 +92,10 @@ def command(
     engine: str,
     flavor: str,
     channel_names: str | None,
+    argmax: bool,
+    threshold: float | None,
+    channel: int | None,
+    classes: str | None,
 ) -> None:
     """Write OUT.tif, a tiled pyramidal BigTIFF, from the staging file STAGING.
 
@@ -101,6 +120,10 @@ def command(
             engine=engine,
             flavor=flavor,
             channel_names=channel_names.split(',') if channel_names is not None else None,
+            argmax=argmax,
+            threshold=threshold,
+            channel=channel,
+            classes=classes,
         )
     # With -v the library's info line already said it.
     verbose = (ctx.find_root().obj or {}).get('verbosity', 0) >= 1

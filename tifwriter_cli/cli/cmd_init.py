@@ -15,7 +15,7 @@ import click
 
 from ..vocab import DTYPES, KINDS, MERGE_RULES
 from .like_options import SPACING_HELP, like_slide_options, resolve_canvas_geometry
-from .options import overwrite_opt, staging_arg
+from .options import classes_opt, overwrite_opt, staging_arg
 
 log = logging.getLogger('tifwriter_cli.cli.init')
 
@@ -51,6 +51,7 @@ log = logging.getLogger('tifwriter_cli.cli.init')
     '--kind', type=click.Choice(KINDS), default='labels', show_default=True,
     help='What the values are; finalize picks downsampling and compression from it.',
 )
+@classes_opt
 @like_slide_options
 @overwrite_opt
 def command(staging: str, overwrite: bool, **options: Any) -> None:
@@ -100,6 +101,7 @@ def spec_fields_from_options(options: dict[str, Any]) -> dict[str, Any]:
         'fill': int(options['fill']) if float(options['fill']).is_integer() else options['fill'],
         'merge': options['merge'],
         'kind': options['kind'],
+        'classes': options.get('classes'),
     }
 
 
@@ -115,6 +117,7 @@ def describe_spec(spec: Any) -> str:
     return (
         f'canvas {spec.width} x {spec.height} px{overlay}, {channels} {spec.dtype}, {spacing}, '
         f'tile {spec.tile_size}, fill {spec.fill:g}, merge {spec.merge}, kind {spec.kind}'
+        + (f', {len(spec.classes)} classes' if getattr(spec, 'classes', None) else '')
     )
 
 

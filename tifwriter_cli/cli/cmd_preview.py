@@ -41,9 +41,18 @@ from .options import overwrite_opt
     show_default=True,
     help='Weight of the prediction colours over the slide (with --overlay).',
 )
+@click.option(
+    '--region',
+    default=None,
+    metavar='X,Y,W,H',
+    help='Only this rectangle of the canvas (canvas pixels), at full resolution (one picture pixel '
+    'per canvas pixel when it fits --size); over the same place of the slide with --overlay. '
+    'For checking patch seams.',
+)
 @overwrite_opt
 def command(
-    path: str, output: str, size: int, overlay: str | None, alpha: float, overwrite: bool
+    path: str, output: str, size: int, overlay: str | None, alpha: float, region: str | None,
+    overwrite: bool,
 ) -> None:
     """Render a staging file or a TIFF as a PNG for a quick look.
 
@@ -66,7 +75,15 @@ def command(
         raise StagingNotFoundError(f'{path} does not exist (a staging file is created by `tifwriter init`)')
     # Refuse a bad output before the (possibly long) rendering.
     out = check_output_path(output, overwrite=overwrite, inputs=(path, overlay), suffix='.png')
-    image = render_preview(path, size=size, overlay=overlay, alpha=alpha)
+    window = None
+    if region is not None:
+        from ..errors import InvalidOptionError
+
+        parts = region.split(',')
+        if len(parts) != 4 or not all(p.strip().lstrip('-').isdigit() for p in parts):
+            raise InvalidOptionError(f'--region takes X,Y,W,H (four integers), got {region!r}')
+        window = tuple(int(p) for p in parts)
+    image = render_preview(path, size=size, overlay=overlay, alpha=alpha, region=window)
     save_png(image, out, overwrite=overwrite)
     legend = '' if image.width == image.map_width else f', picture {image.map_width}x{image.map_height} + legend'
     click.echo(f'wrote {output} ({image.width}x{image.height}{legend}; {image.describe()})')

@@ -38,6 +38,7 @@ SUBCOMMANDS = {
     'gc': ('cmd_gc', 'Remove temp files of dead writers and killed commands.'),
     'compact': ('cmd_compact', 'Fold the published fragments into one.'),
     'verify': ('cmd_verify', 'Re-read every staged patch and check its checksum.'),
+    'export-annotations': ('cmd_export_annotations', 'Trace a label mask into QuPath GeoJSON or ASAP XML.'),
 }
 
 

@@ -57,6 +57,14 @@ def blend_options(function):
     return function
 
 
+classes_opt = click.option(
+    '--classes',
+    metavar='TABLE|FILE.json',
+    default=None,
+    help="Class names (and colours) of the label values: '0=background,1=tumour:#e41a1c,...', "
+    "'background,tumour,...' (values 0, 1, ...) or a JSON file (docs/guide.md, Class names).",
+)
+
 staging_arg = click.argument(
     'staging', type=click.Path(dir_okay=False, path_type=str), metavar='STAGING'
 )

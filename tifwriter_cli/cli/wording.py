@@ -32,6 +32,12 @@ _PHRASES = (
     (re.compile(r'\bcreate_staging\(\)'), '`tifwriter init`'),
     (re.compile(r'\bunstage\(staging, fragment=(\w+)\)'), r'`tifwriter unstage STAGING --fragment \1`'),
     (re.compile(r'\boverwrite=True'), '--overwrite'),
+    (re.compile(r'\bargmax=True'), '--argmax'),
+    (re.compile(r'\bthreshold=(?![\w.-])'), '--threshold'),
+    (re.compile(r'\bchannel=(?![\w.-])'), '--channel'),
+    (re.compile(r'\bclasses=(?![\w.-])'), '--classes'),
+    (re.compile(r'\bmin_area=(?![\w.-])'), '--min-area'),
+    (re.compile(r'\btolerance=(?![\w.-])'), '--tolerance'),
 )
 
 

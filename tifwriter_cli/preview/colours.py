@@ -1,14 +1,19 @@
 """Colours of a preview: the fixed label palette, viridis, and how samples become RGB.
 
-A class keeps its colour across files and versions (:data:`LABEL_PALETTE`);
+A class keeps its colour across files and versions (:data:`LABEL_PALETTE`,
+the class table's default palette, visible over H&E), unless the canvas'
+class table gives it another;
 probabilities go through :data:`VIRIDIS`; images are shown as they are.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy
+
+from ..classes import default_colour
 
 __all__ = [
     'BLACK',
@@ -35,36 +40,17 @@ def _hex_colours(text: str) -> numpy.ndarray:
 
 
 def _build_label_palette() -> numpy.ndarray:
-    # 0: background, dark grey (reads as "nothing" yet differs from black).
-    # 1..20: Sasha Trubetskoy's 20 distinct colours, reordered so the first
-    # classes get red, green, blue, yellow.
-    named = _hex_colours(
-        '282828 '
-        'e6194b 3cb44b 0082c8 ffe119 f58231 911eb4 46f0f0 f032e6 d2f53c fabebe '
-        '008080 e6beff aa6e28 fffac8 800000 aaffc3 808000 ffd8b1 000080 808080'
-    )
-    # 21..255: farthest-point sampling over an RGB grid (steps of 17),
-    # starting from the named colours plus white and black (legend paper
-    # and ink): each new colour is the grid point farthest from every colour
-    # taken so far (ties: lowest index). Deterministic, so a class keeps its
-    # colour across files and versions.
-    levels = numpy.arange(0, 256, 17)
-    grid = numpy.stack(numpy.meshgrid(levels, levels, levels, indexing='ij'), -1).reshape(-1, 3)
-    grid = grid.astype(numpy.float64)
-    taken = numpy.concatenate([named, [[255, 255, 255], [0, 0, 0]]]).astype(numpy.float64)
-    nearest = numpy.min(((grid[:, None, :] - taken[None, :, :]) ** 2).sum(-1), axis=1)
-    generated = []
-    for _ in range(256 - len(named)):
-        pick = int(numpy.argmax(nearest))
-        generated.append(grid[pick])
-        nearest = numpy.minimum(nearest, ((grid - grid[pick]) ** 2).sum(-1))
-    generated = numpy.array(generated, dtype=numpy.uint8)
-    palette = numpy.concatenate([named, generated])
+    # The class table's default palette (tifwriter_cli.classes): one rule for
+    # the colour of a label value, in previews and exported annotations alike,
+    # every colour at least 45 Delta E from the H&E stain colours.
+    from ..classes import DEFAULT_PALETTE
+
+    palette = _hex_colours(' '.join(DEFAULT_PALETTE))
     palette.setflags(write=False)
     return palette
 
 
-#: Fixed colour of label classes 0..255 (RGB uint8).
+#: Fixed colour of label classes 0..255 (RGB uint8), visible over H&E.
 LABEL_PALETTE: numpy.ndarray = _build_label_palette()
 
 
@@ -92,11 +78,18 @@ WHITE = numpy.array([255, 255, 255], dtype=numpy.uint8)
 BLACK = numpy.array([0, 0, 0], dtype=numpy.uint8)
 
 
-def label_colours(classes: numpy.ndarray) -> numpy.ndarray:
-    """RGB of each class value (any integer shape -> shape + (3,))."""
+def label_colours(classes: numpy.ndarray, table: Any = None) -> numpy.ndarray:
+    """RGB of each class value (any integer shape -> shape + (3,)): the class
+    table's colour where ``table`` names the value, else the fixed palette's."""
     classes = numpy.asarray(classes, dtype=numpy.int64)
     index = numpy.where(classes < 256, classes, 1 + (classes - 1) % 255)
-    return LABEL_PALETTE[numpy.clip(index, 0, 255)]
+    rgb = LABEL_PALETTE[numpy.clip(index, 0, 255)]
+    if table is not None:
+        rgb = numpy.array(rgb)  # a 0-d index is a view of the read-only palette
+        for entry in table:
+            if entry.colour != default_colour(entry.value):
+                rgb[classes == entry.value] = entry.colour
+    return rgb
 
 
 def guess_kind(samples: numpy.ndarray) -> str:
@@ -112,7 +105,7 @@ def guess_kind(samples: numpy.ndarray) -> str:
 
 
 def colourize(
-    samples: numpy.ndarray, data_kind: str, fill: float
+    samples: numpy.ndarray, data_kind: str, fill: float, table: Any = None
 ) -> tuple[numpy.ndarray, numpy.ndarray, str, tuple[int, ...], tuple[float, float] | None]:
     """(RGB, opacity 0..1 over a slide, rendering, classes, colour-map range)."""
     channels = samples.shape[-1]
@@ -141,7 +134,7 @@ def colourize(
         rendering = 'argmax'
     present = tuple(int(c) for c in numpy.unique(classes))
     opacity = numpy.where(is_fill | (classes == 0), 0.0, 1.0)
-    return label_colours(classes), opacity, rendering, present, None
+    return label_colours(classes, table), opacity, rendering, present, None
 
 
 def _equals_fill(samples: numpy.ndarray, fill: float) -> numpy.ndarray:

@@ -50,14 +50,17 @@ def _overlay_downsample(source: Source, geometry: Any) -> tuple[float, float]:
 
 
 def sample_slide(
-    geometry: Any, source: Source, picture_width: int, picture_height: int
+    geometry: Any, source: Source, picture_width: int, picture_height: int,
+    window: tuple[int, int, int, int] | None = None,
 ) -> numpy.ndarray:
-    """Slide RGB under each picture pixel's centre (white past the slide's edges)."""
+    """Slide RGB under each picture pixel's centre (white past the slide's edges);
+    the picture covers the source's ``window`` (x, y, width, height) or all of it."""
     down_x, down_y = _overlay_downsample(source, geometry)
+    x0, y0, width, height = window or (0, 0, source.width, source.height)
     # Level-0 slide position under each picture pixel's centre.
-    slide_x = (numpy.arange(picture_width) + 0.5) * (source.width * down_x / picture_width)
-    slide_y = (numpy.arange(picture_height) + 0.5) * (source.height * down_y / picture_height)
-    stride = min(source.width * down_x / picture_width, source.height * down_y / picture_height)
+    slide_x = (x0 + (numpy.arange(picture_width) + 0.5) * (width / picture_width)) * down_x
+    slide_y = (y0 + (numpy.arange(picture_height) + 0.5) * (height / picture_height)) * down_y
+    stride = min(width * down_x / picture_width, height * down_y / picture_height)
     if geometry.reader == 'openslide':
         rgb = _sample_with_openslide(geometry, slide_x, slide_y, stride)
     else:
@@ -91,11 +94,13 @@ def _sample_with_openslide(
         level_w, level_h = slide.level_dimensions[level]
         cols = numpy.minimum(numpy.floor(slide_x / downsample).astype(numpy.int64), level_w - 1)
         rows = numpy.minimum(numpy.floor(slide_y / downsample).astype(numpy.int64), level_h - 1)
-        read_w = int(cols.max()) + 1
+        left = int(cols.min())  # a --region far right reads only its columns
+        read_w = int(cols.max()) + 1 - left
 
         def read_rows(top: int, bottom: int) -> numpy.ndarray:
             region = slide.read_region(
-                (0, int(round(top * downsample))), level, (read_w, bottom - top)
+                (int(round(left * downsample)), int(round(top * downsample))), level,
+                (read_w, bottom - top),
             )
             return numpy.asarray(region)
 
@@ -103,7 +108,7 @@ def _sample_with_openslide(
             rgba = sample_in_bands(
                 read_rows,
                 rows,
-                cols,
+                cols - left,
                 row_bytes=read_w * 4 * 2,  # RGBA plus PIL's own copy
                 out_shape_tail=(4,),
                 dtype=numpy.dtype(numpy.uint8),

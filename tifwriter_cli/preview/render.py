@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy
 
@@ -44,6 +45,10 @@ class PreviewImage:
     #: Slide the picture is blended over, if any.
     overlay: str | None = None
     alpha: float = 0.5
+    #: The rectangle shown (x, y, width, height; canvas pixels), or None: all.
+    region: tuple[int, int, int, int] | None = None
+    #: Class names of the legend (value -> name), from the class table.
+    names: dict[int, str] = dataclasses.field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -56,7 +61,9 @@ class PreviewImage:
     def describe(self) -> str:
         """'labels: classes 0,1,2' and the like."""
         if self.rendering in ('labels', 'argmax'):
-            shown = ','.join(str(c) for c in self.classes[:20])
+            shown = ','.join(
+                f'{c} {self.names[c]}' if c in self.names else str(c) for c in self.classes[:20]
+            )
             if len(self.classes) > 20:
                 shown += f',... ({len(self.classes)} classes)'
             what = f'classes {shown}' if self.classes else 'no classes'
@@ -70,6 +77,9 @@ class PreviewImage:
             text = f'{self.kind}: viridis over {lo:g}..{hi:g}'
         else:
             text = f'image ({self.channels} channel{"s" if self.channels > 1 else ""})'
+        if self.region:
+            x, y, width, height = self.region
+            text += f', region x {x}..{x + width}, y {y}..{y + height}'
         if self.overlay:
             text += f', over {self.overlay} (alpha {self.alpha:g})'
         return text
@@ -81,12 +91,16 @@ def render_preview(
     size: int = 1024,
     overlay: str | os.PathLike | None = None,
     alpha: float = 0.5,
+    region: tuple[int, int, int, int] | None = None,
 ) -> PreviewImage:
     """Render a staging file or TIFF as an RGB picture with a legend.
 
     ``size`` is the picture's long side in pixels (never more than the
     source's); the legend adds a strip on the right. ``overlay``: a slide
     to blend over (``alpha`` = weight of the prediction colours).
+    ``region``: (x, y, width, height) in canvas pixels (level 0): only that
+    rectangle, at full resolution (one picture pixel per canvas pixel when it
+    fits ``size``), over the same place of the slide with ``overlay``.
     """
     if isinstance(size, bool) or not isinstance(size, (int, numpy.integer)) or size < 1:
         raise InvalidOptionError(f'size must be a positive integer, got {size!r}')
@@ -105,16 +119,19 @@ def render_preview(
         slide_geometry = read_slide_geometry(overlay)  # fail early, before sampling
     source = open_source(path)
     try:
-        picture_width, picture_height = picture_size(source.width, source.height, int(size))
-        samples = source.sample(picture_width, picture_height)
+        window = checked_region(region, source.width, source.height)
+        shown_w, shown_h = (window[2], window[3]) if window else (source.width, source.height)
+        picture_width, picture_height = picture_size(shown_w, shown_h, int(size))
+        samples = source.sample(picture_width, picture_height, window)
     finally:
         source.close()
     data_kind = source.data_kind or guess_kind(samples)
+    table = source.classes if data_kind in ('labels', 'probability') else None
     colours, opacity, rendering, classes, value_range = colourize(
-        samples, data_kind, source.fill
+        samples, data_kind, source.fill, table
     )
     if slide_geometry is not None:
-        slide_rgb = sample_slide(slide_geometry, source, picture_width, picture_height)
+        slide_rgb = sample_slide(slide_geometry, source, picture_width, picture_height, window)
         weight = (alpha * opacity)[..., numpy.newaxis]
         colours = numpy.rint(
             colours.astype(numpy.float32) * weight + slide_rgb.astype(numpy.float32) * (1 - weight)
@@ -125,7 +142,7 @@ def render_preview(
             # Transparent over the slide: a swatch for them would mislead.
             hidden = {0} | ({source.fill} if rendering == 'labels' else set())
             legend_classes = tuple(c for c in classes if c not in hidden) or classes
-        pixels = with_label_legend(colours, legend_classes)
+        pixels = with_label_legend(colours, legend_classes, table)
     elif rendering == 'colormap':
         pixels = with_colour_bar(colours, value_range, samples.dtype)
     else:
@@ -143,7 +160,28 @@ def render_preview(
         source_height=source.height,
         overlay=overlay,
         alpha=alpha,
+        region=window,
+        names={c: table.name_of(c) for c in classes if table.get(c)} if table is not None else {},
     )
+
+
+def checked_region(region: Any, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """``region`` as (x, y, width, height) inside a width x height canvas, or None."""
+    if region is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in region)
+        if any(int(v) != v for v in region):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidOptionError(f'region must be four integers x, y, width, height, got {region!r}') from None
+    if w < 1 or h < 1:
+        raise InvalidOptionError(f'region width and height must be at least 1, got {w} x {h}')
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        raise InvalidOptionError(
+            f'region x {x}..{x + w}, y {y}..{y + h} is not inside the {width} x {height} canvas'
+        )
+    return x, y, w, h
 
 
 def save_png(image: PreviewImage, out: str | os.PathLike, *, overwrite: bool = False) -> Path:

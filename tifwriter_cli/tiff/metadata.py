@@ -6,6 +6,9 @@ ImageDescription (level 0) carries the provenance as one line of
     tifwriter 0.1.0; kind=labels; dtype=uint8; channels=1; merge=overwrite;
     resampling=mode; compression=lzw; fill=0; spacing_um=0.25,0.25
 
+and, for a canvas with a class table, ``classes=0:background:282828,...``
+(:meth:`tifwriter_cli.classes.ClassTable.to_description_field`).
+
 It must never contain ``xml``, ``XML`` or ``DICOM`` (ASAP's TIFF reader
 declines such files): values come from fixed vocabularies and numbers, and
 :func:`provenance_description` refuses anything else as a safeguard.
@@ -63,6 +66,8 @@ def provenance_description(
         'slide_downsample': format(spec.slide_downsample, 'g'),
         'engine': engine,
     }
+    if spec.classes is not None:  # percent-encoded: never an ASAP-refused word
+        fields['classes'] = spec.classes.to_description_field()
     text = _PREFIX + version + ''.join(f'; {key}={value}' for key, value in fields.items())
     for word in FORBIDDEN_DESCRIPTION_WORDS:
         if word.lower() in text.lower():
