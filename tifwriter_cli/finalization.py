@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_output, check_output_path
 from .errors import InvalidOptionError

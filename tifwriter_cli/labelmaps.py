@@ -31,6 +31,7 @@ import numpy
 
 from .classes import ClassTable, LabelClass, parse_classes
 from .errors import InvalidOptionError
+from .sources import CanvasSource, DerivedSource
 from .spec import CanvasSpec
 
 __all__ = ['LabelCensus', 'ReducedSource', 'derive_source', 'reduced_spec']
@@ -139,35 +140,27 @@ def _thresholder(threshold: float, channel: int, spec: CanvasSpec):
     return reduce_float
 
 
-class ReducedSource:
+class ReducedSource(DerivedSource):
     """A canvas source read through a reduction (see the module docstring)."""
 
-    def __init__(self, source: Any, spec: CanvasSpec, reduce: Any):
-        self.source = source
-        self.spec = spec
+    def __init__(self, source: CanvasSource, spec: CanvasSpec, reduce: Any):
+        super().__init__(source, spec)
         self._reduce = reduce
-        # What a staging snapshot says it took (finalize reports it).
-        for name in ('fragment_paths', 'patches'):
-            if hasattr(source, name):
-                setattr(self, name, getattr(source, name))
 
     def read_region(self, x: int, y: int, width: int, height: int) -> numpy.ndarray:
         return self._reduce(self.source.read_region(x, y, width, height))
 
-    def region_is_fill(self, x: int, y: int, width: int, height: int) -> bool:
-        # The source's fill reduces to this canvas' fill (reduced_spec).
-        check = getattr(self.source, 'region_is_fill', None)
-        return bool(check(x, y, width, height)) if check is not None else False
+    # region_is_fill: the source's (its fill reduces to this canvas' fill, reduced_spec).
 
 
 def derive_source(
-    source: Any,
+    source: CanvasSource,
     *,
     argmax: bool = False,
     threshold: float | None = None,
     channel: int | None = None,
     classes: Any = None,
-) -> Any:
+) -> CanvasSource:
     """``source`` reduced (or renamed by ``classes``) for finalize."""
     spec, reduce = reduced_spec(
         source.spec, argmax=argmax, threshold=threshold, channel=channel, classes=classes
@@ -179,23 +172,19 @@ def derive_source(
     return ReducedSource(source, spec, reduce)
 
 
-class LabelCensus:
+class LabelCensus(DerivedSource):
     """Counts the pixels of label values a class table lacks, as they are read.
 
     Wraps the source finalize reads (same ``spec``, same pixels); after the
     write, :meth:`unknown` gives {value: pixel count}.
     """
 
-    def __init__(self, source: Any):
-        self.source = source
-        self.spec: CanvasSpec = source.spec
+    def __init__(self, source: CanvasSource):
+        super().__init__(source)
         self._known = numpy.array(self.spec.classes.values, dtype=numpy.float64)
         self._counts: dict[float, int] = {}
         self._lock = threading.Lock()
         self._fill_known = bool(numpy.isin(float(self.spec.fill), self._known))
-        for name in ('fragment_paths', 'patches'):
-            if hasattr(source, name):
-                setattr(self, name, getattr(source, name))
 
     @classmethod
     def applies_to(cls, source: Any) -> bool:
@@ -214,8 +203,7 @@ class LabelCensus:
         return pixels
 
     def region_is_fill(self, x: int, y: int, width: int, height: int) -> bool:
-        check = getattr(self.source, 'region_is_fill', None)
-        if check is None or not check(x, y, width, height):
+        if not self.source.region_is_fill(x, y, width, height):
             return False
         if not self._fill_known:
             inside_w = max(0, min(x + width, self.spec.width) - max(x, 0))

@@ -18,7 +18,7 @@ import numpy
 from .errors import PatchError
 from .spec import CanvasSpec
 
-__all__ = ['ArraySource', 'CanvasSource']
+__all__ = ['ArraySource', 'CanvasSource', 'DerivedSource']
 
 
 class CanvasSource(abc.ABC):
@@ -52,6 +52,31 @@ class CanvasSource(abc.ABC):
     def patch_count(self) -> int | None:
         """Staged patches this source merges (None: not a staging unit)."""
         return None
+
+
+
+class DerivedSource(CanvasSource):
+    """A source read through another one (a reduction, a census of values).
+
+    It keeps the wrapped source's capabilities: :meth:`region_is_fill` and
+    the counts are the wrapped source's, so wrapping never costs finalize
+    its skipped reads or its report. ``spec`` defaults to the wrapped one's.
+    """
+
+    def __init__(self, source: CanvasSource, spec: CanvasSpec | None = None):
+        self.source = source
+        self.spec = source.spec if spec is None else spec
+
+    def region_is_fill(self, x: int, y: int, width: int, height: int) -> bool:
+        return self.source.region_is_fill(x, y, width, height)
+
+    @property
+    def fragment_count(self) -> int | None:
+        return self.source.fragment_count
+
+    @property
+    def patch_count(self) -> int | None:
+        return self.source.patch_count
 
 
 class ArraySource(CanvasSource):
