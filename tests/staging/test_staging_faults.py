@@ -296,9 +296,9 @@ def test_reader_skips_a_foreign_fragment_with_a_warning(make_staging, run_cli, c
 
 def test_snapshot_never_mixes_in_files_that_took_its_fragments_names(make_staging, monkeypatch):
     from tifwriter_cli.errors import StagingChangedError
-    from tifwriter_cli.staging import reader
+    from tifwriter_cli.staging import fragment_files
 
-    monkeypatch.setattr(reader, 'MAX_HELD_DESCRIPTORS', 1)  # force reopening by name
+    monkeypatch.setattr(fragment_files, 'MAX_HELD_DESCRIPTORS', 1)  # force reopening by name
     staging = make_staging()
     spec = tw.CanvasSpec(width=300, height=200)
     for k in range(3):
@@ -318,9 +318,9 @@ def test_snapshot_over_many_fragments_reads_what_it_took_while_they_are_compacte
     one chunk (read through h5py): compacted (deleted) and then the whole unit
     replaced under an open snapshot, which still reads exactly what it took."""
     from tifwriter_cli.housekeeping import compact
-    from tifwriter_cli.staging import reader
+    from tifwriter_cli.staging import fragment_files
 
-    count = reader.MAX_OPEN_FRAGMENTS + 8
+    count = fragment_files.MAX_OPEN_FRAGMENTS + 8
     side, step = 24, 40
     staging = make_staging(width=1200, height=1200)
     expected = numpy.zeros((1200, 1200), numpy.uint8)
