@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy
 
 from .layout import stale_temp_fragments
 
-if TYPE_CHECKING:
-    from .reader import StagingSnapshot
-
 __all__ = ['snapshot_summary', 'union_area']
 
 
-def snapshot_summary(snapshot: StagingSnapshot) -> dict[str, Any]:
-    """What ``tifwriter info`` reports about a staging file."""
+def snapshot_summary(snapshot: Any) -> dict[str, Any]:
+    """What ``tifwriter info`` reports about a staging file, from a
+    :class:`~.reader.StagingSnapshot` (typed Any: the reader imports this
+    module, so naming its class here would tie the two in a circle)."""
     spec = snapshot.spec
     p = snapshot.patches
     sizes = []
