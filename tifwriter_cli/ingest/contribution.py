@@ -33,7 +33,7 @@ from typing import Any
 
 from ..errors import SourceFileError
 
-__all__ = ['FILE_KEY_PREFIX', 'StageOutcome', 'file_key', 'placement_text', 'stage_file']
+__all__ = ['FILE_KEY_PREFIX', 'StageOutcome', 'file_fingerprint', 'file_key', 'placement_text', 'stage_file']
 
 FILE_KEY_PREFIX = 'file:'
 #: Coordinates beyond this are certainly a misparsed name, not a position.
@@ -111,12 +111,12 @@ def stage_file(
 
     placement = placement_text(canvas_x, canvas_y, convert) + (f';layout={layout}' if layout != 'hwc' else '')
     placement += window_placement(weight, crop_margin)
-    before = _fingerprint(path)
+    before = file_fingerprint(path)
     previous = current.get(key)
     if previous is not None and tuple(previous[1:]) == (*before, placement):
         return StageOutcome('already', canvas_x, canvas_y)
     array = load_array(path, writer.spec, convert=convert, layout=layout)
-    if _fingerprint(path) != before:
+    if file_fingerprint(path) != before:
         # Still being written by the job producing it: the record would
         # not describe what was read. The next run will take it.
         raise SourceFileError(f'{path}: changed while being read (still being written?)')
@@ -139,7 +139,9 @@ def stage_file(
     )
 
 
-def _fingerprint(path: Path) -> tuple[int, int]:
+def file_fingerprint(path: Path) -> tuple[int, int]:
+    """(size, mtime_ns) of a file a contribution is read from: compared
+    before and after reading, so a file rewritten mid-read is not staged."""
     try:
         st = os.stat(path)
     except OSError as exc:

@@ -54,7 +54,7 @@ from ..errors import (
     PatchError,
     SourceFileError,
 )
-from .contribution import _fingerprint
+from .contribution import file_fingerprint
 from .tables import ScoreTable, read_score_table
 
 __all__ = ['ScoreTable', 'TableReport', 'ingest_table', 'read_score_table', 'table_rectangles']
@@ -264,7 +264,7 @@ def ingest_table(
     earlier = {key: record for key, record in current.items() if key.startswith(prefix)}
     options = json.dumps([x, y, values, None if patch_size is None else float(patch_size), coords, convert], separators=(',', ':'))
     digest = f'{zlib.crc32(options.encode()):08x}'
-    fingerprint = _fingerprint(table_path)
+    fingerprint = file_fingerprint(table_path)
     report = TableReport(str(table_path), str(staging), 'staged', canvas_downsample=spec.slide_downsample)
     if earlier and _already_staged(earlier, fingerprint, digest):
         report.status = 'already'
@@ -280,7 +280,7 @@ def ingest_table(
             )
         patch_size = table.patch_size
     rectangles, report.overlapping = table_rectangles(table, patch_size=patch_size, coords=coords, spec=spec, convert=convert)
-    if _fingerprint(table_path) != fingerprint:
+    if file_fingerprint(table_path) != fingerprint:
         raise SourceFileError(f'{table_path}: changed while being read (still being written?)')
     report.rows = len(table)
     report.rows_outside = _rows_outside(table, patch_size=patch_size, coords=coords, spec=spec)
