@@ -238,3 +238,14 @@ def path_size(path: str | os.PathLike) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob('*') if p.is_file())
+
+
+def remove_paths(*paths: str | os.PathLike) -> None:
+    """Delete the files and directories an earlier run left (missing ones are fine)."""
+    import shutil
+
+    for path in map(Path, paths):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()

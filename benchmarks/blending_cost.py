@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -27,8 +26,10 @@ import numpy
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _inputs import smooth_noise
+from _measure import remove_paths
 
 import tifwriter_cli as tw
+from tifwriter_cli.staging.layout import fragments_dir
 
 WINDOW, STRIDE = 512, 256
 TARGET = 1.3
@@ -63,11 +64,7 @@ CASES = {
 def run(case: str, items, side: int, dtype: str, work: str) -> tuple[float, float, float]:
     merge, options = CASES[case]
     staging = os.path.join(work, 's.h5')
-    for path in (staging, staging + '.fragments', os.path.join(work, 'o.tif')):
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.unlink(path)
+    remove_paths(staging, fragments_dir(staging), os.path.join(work, 'o.tif'))
     tw.create_staging(staging, tw.CanvasSpec(width=side, height=side, dtype=dtype, kind='probability', merge=merge))
     explicit = numpy.random.default_rng(0).random((WINDOW, WINDOW)) * 0.9 + 0.1
     started = time.perf_counter()

@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import tempfile
 import time
 
 import numpy
+from _measure import remove_paths  # benchmarks/ is the script's directory
 
 import tifwriter_cli as tw
 from tifwriter_cli.staging import fragment, integrity, reader
+from tifwriter_cli.staging.layout import fragments_dir
 
 PATCH = 512
 GRID = 8  # 8 x 8 patches: a 4096 x 4096 canvas
@@ -59,11 +60,7 @@ def without_checksums():
 
 def run(spec, directory, work) -> tuple[float, float]:
     staging = os.path.join(work, 's.h5')
-    for path in (staging, staging + '.fragments', os.path.join(work, 'o.tif')):
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.unlink(path)
+    remove_paths(staging, fragments_dir(staging), os.path.join(work, 'o.tif'))
     tw.create_staging(staging, spec)
     started = time.perf_counter()
     tw.ingest_npy_dir(staging, directory)
