@@ -286,7 +286,8 @@ def verify(staging: str | os.PathLike) -> VerifyReport:
     started = time.monotonic()
     report = VerifyReport()
     try:
-        snapshot = read_staging(staging)
+        # deep: tables through HDF5 too, checked against each table copy.
+        snapshot = read_staging(staging, deep=True)
     except CorruptFragmentError as exc:
         report.damaged.append((exc.sequence, str(exc)))
         report.seconds = time.monotonic() - started

@@ -37,6 +37,7 @@ store no pixels at all.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import socket
 from pathlib import Path
@@ -49,7 +50,6 @@ from .h5io import (
     GuardedFile,
     attribute_text,
     create_hdf5,
-    read_attribute,
     text_attribute,
 )
 from .integrity import crc32, tables_checksum
@@ -62,7 +62,10 @@ __all__ = [
     'FragmentWriter',
     'chunk_locations',
     'decode_chunk',
+    'normalised_index',
+    'read_dataset',
     'read_fragment_tables',
+    'read_sources',
 ]
 
 INDEX_DTYPE = numpy.dtype(
@@ -211,9 +214,29 @@ class FragmentWriter:
         self._h5.create_dataset('sources', data=sources)
         self._h5.attrs['tables_crc32'] = tables_checksum(index, self._sources)
         self._h5.close()
+        self._append_table_copy()
         self._file.sync()
         self._file.close()
         self._file.check()
+
+    def _append_table_copy(self) -> None:
+        """Append the copy of the tables that snapshots load without HDF5
+        (:mod:`.fragment_tables`), built by reading the closed file back
+        the HDF5 way, so both ways give the same tables. Without it (it
+        could not be built) the fragment is complete all the same."""
+        import h5py
+
+        from .fragment_tables import encode_table_copy, read_hdf5_tables
+
+        self._file.check()
+        hdf5_size = os.fstat(self._file.descriptor).st_size
+        try:
+            with h5py.File(self.path, 'r', locking=False, rdcc_nbytes=0) as h5:
+                copy = encode_table_copy(read_hdf5_tables(h5, dtype=self._dtype, channels=None), hdf5_size=hdf5_size)
+        except Exception:  # noqa: BLE001  (a speed-up only: readers fall back to HDF5's tables)
+            logging.getLogger(__name__).debug('no table copy for %s', self.path, exc_info=True)
+            return
+        self._file.append(copy)
 
     def discard(self) -> None:
         """Abandon the fragment: close and delete the temp file."""
@@ -265,7 +288,19 @@ def read_fragment_tables(
     With ``path``, the tables are checked against their checksum
     (:func:`.integrity.check_tables`).
     """
-    stored = _read_dataset(h5, 'index')
+    stored = read_dataset(h5, 'index')
+    sources = read_sources(h5)
+    if path is not None:
+        from .integrity import check_tables
+
+        check_tables(h5, stored, sources, path, sequence)
+    return normalised_index(stored), sources
+
+
+def normalised_index(stored: numpy.ndarray) -> numpy.ndarray:
+    """A stored index table as :data:`INDEX_DTYPE` (older fragments lack columns)."""
+    if stored.dtype == INDEX_DTYPE:
+        return stored
     index = numpy.zeros(len(stored), dtype=INDEX_DTYPE)
     # Fragments written before the codec column existed stored every patch
     # with blosc-lz4; before the crc32 column, nothing was checksummed.
@@ -274,21 +309,22 @@ def read_fragment_tables(
     for field in stored.dtype.names:
         if field in INDEX_DTYPE.names:
             index[field] = stored[field]
+    return index
+
+
+def read_sources(h5: Any) -> list[SourceRecord]:
+    """The source records of an open fragment (none if it has no table)."""
     sources: list[SourceRecord] = []
-    table = _read_dataset(h5, 'sources', missing_ok=True)
+    table = read_dataset(h5, 'sources', missing_ok=True)
     if table is not None:
         names = table.dtype.names or ()
         for row in table:
             placement = attribute_text(row['placement']) if 'placement' in names else ''
             sources.append((attribute_text(row['path']), int(row['size']), int(row['mtime_ns']), placement))
-    if path is not None:
-        from .integrity import check_tables
-
-        check_tables(h5, stored, sources, path, sequence)
-    return index, sources
+    return sources
 
 
-def _read_dataset(h5: Any, name: str, *, missing_ok: bool = False) -> Any:
+def read_dataset(h5: Any, name: str, *, missing_ok: bool = False) -> Any:
     """A whole dataset of an open fragment, through the low-level API (a
     snapshot loads thousands of small tables; h5py's ``h5[name][()]`` cost
     ~0.4 ms each, several times the read itself)."""
@@ -306,24 +342,17 @@ def _read_dataset(h5: Any, name: str, *, missing_ok: bool = False) -> Any:
     return value
 
 
-def fragment_withdraws(h5: Any) -> list[int]:
-    """Sequence numbers of the fragments an open fragment withdraws."""
-    return [int(n) for n in numpy.atleast_1d(read_attribute(h5, 'withdraws', []))]
-
-
-def fragment_merge_order(h5: Any, sequence: int) -> int:
-    """The publish position a fragment merges at (its own sequence unless compacted)."""
-    return int(read_attribute(h5, 'merge_order', sequence))
-
-
 # -- the fast read path of the pixels written above -------------------------
 
 
-def chunk_locations(h5: Any, index: numpy.ndarray, spec: Any) -> tuple[numpy.ndarray, numpy.ndarray]:
+def chunk_locations(
+    h5: Any, index: numpy.ndarray, *, dtype: numpy.dtype, channels: int | None
+) -> tuple[numpy.ndarray, numpy.ndarray]:
     """(byte offset, size) of the one chunk of each patch of an open fragment
     that a plain pread can read; -1 where the patch must go through h5py:
     uniform, larger than one chunk, filtered other than its codec says, or
-    not the shape and type its index row says (the read then reports it)."""
+    not the shape and ``dtype`` its index row says (the read then reports
+    it). ``channels``: the canvas's, or None for each dataset's own."""
     import h5py
 
     offsets = numpy.full(len(index), -1, dtype=numpy.int64)
@@ -338,11 +367,12 @@ def chunk_locations(h5: Any, index: numpy.ndarray, spec: Any) -> tuple[numpy.nda
         group = h5py.h5g.open(h5.id, b'patches')
     except Exception:  # noqa: BLE001  (missing: reported when a patch is read)
         return offsets, sizes
-    dtype = spec.numpy_dtype
+    dtype = numpy.dtype(dtype)
     for row in rows:
-        shape = (int(index['height'][row]), int(index['width'][row]), spec.channels)
         try:
             dataset_id = h5py.h5d.open(group, str(int(row)).encode())
+            depth = channels if channels is not None else (dataset_id.shape or (0, 0, 0))[-1]
+            shape = (int(index['height'][row]), int(index['width'][row]), depth)
             if dataset_id.shape != shape or dataset_id.dtype != dtype:
                 continue
             plist = dataset_id.get_create_plist()

@@ -115,6 +115,17 @@ class GuardedFile(io.RawIOBase):
             error = self.error
             raise OSError(error.errno, error.strerror or str(error), str(self.path))
 
+    @property
+    def descriptor(self) -> int:
+        return self._fd
+
+    def append(self, data: bytes) -> None:
+        """Write ``data`` at the end of the file (after HDF5 closed it), then :meth:`check`."""
+        self._position = os.fstat(self._fd).st_size
+        self._size = self._position
+        self.write(data)
+        self.check()
+
     def sync(self) -> None:
         """fsync the data, then :meth:`check`."""
         if self.error is None:

@@ -28,7 +28,7 @@ import numpy
 
 from ..errors import CorruptFragmentError
 
-__all__ = ['crc32', 'tables_checksum', 'check_tables', 'check_patch', 'corrupt']
+__all__ = ['crc32', 'tables_checksum', 'check_tables', 'check_tables_checksum', 'check_patch', 'corrupt']
 
 
 def crc32(data: Any) -> int:
@@ -75,9 +75,16 @@ def check_tables(
     """Raise :class:`CorruptFragmentError` if the tables do not match their checksum."""
     from .h5io import read_attribute
 
-    expected = read_attribute(h5, 'tables_crc32')
+    check_tables_checksum(stored_index, sources, read_attribute(h5, 'tables_crc32'), path, sequence)
+
+
+def check_tables_checksum(
+    stored_index: numpy.ndarray, sources: Sequence[tuple], expected: Any, path: Path, sequence: int | None = None
+) -> None:
+    """Raise :class:`CorruptFragmentError` unless the tables match ``expected``
+    (their ``tables_crc32``; None: format 1, no checksums)."""
     if expected is None:
-        return  # format 1: no checksums
+        return
     if tables_checksum(stored_index, sources) != int(expected):
         raise corrupt(path, 'its index does not match its checksum', sequence)
 

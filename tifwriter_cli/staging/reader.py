@@ -30,21 +30,16 @@ from ..errors import (
 )
 from ..sources import CanvasSource
 from .canvasfile import StagingHeader, read_canvas
-from .fragment import (
-    chunk_locations,
-    decode_chunk,
-    fragment_merge_order,
-    fragment_withdraws,
-)
+from .fragment import decode_chunk
 from .fragment_files import FragmentFiles, FragmentVanished
-from .h5io import read_attribute
+from .fragment_tables import DAMAGED_COPY, FragmentTables, read_table_copy
 from .integrity import check_patch, corrupt
 from .layout import fragments_dir, published_fragments
 from .merge import new_accumulator
 from .patch_table import PATCH_DTYPE, build_patch_table
 from .summary import snapshot_summary
-from .validate import check_patch_dataset, load_fragment_tables, missing_pixels
-from .weighting import ARRAY, SHAPE_NAMES, PatchWeighting, read_weighting, region_weights
+from .validate import accept_table_copy, check_patch_dataset, load_fragment_tables, missing_pixels
+from .weighting import ARRAY, SHAPE_NAMES, PatchWeighting, region_weights, weighting_rows
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
 
@@ -54,8 +49,11 @@ GRID_CELL = 1024
 class StagingSnapshot(CanvasSource):
     """Read-only view of a staging unit as of when it was opened."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, deep: bool = False):
         self.path = Path(path)
+        #: Load every fragment's tables through HDF5 and check them against
+        #: its table copy (``verify``), instead of loading the copy alone.
+        self.deep = deep
         self.header: StagingHeader = read_canvas(self.path)
         self.spec = self.header.spec
         self.fragments_dir = fragments_dir(self.path)
@@ -113,34 +111,27 @@ class StagingSnapshot(CanvasSource):
             if sequence in withdrawn:
                 continue
             path = self.fragment_paths[number]
-            # Opened by name once, to load its tables and the place of each
-            # patch's chunk, then closed: pixels are read from the descriptor
-            # with pread, so a read costs the same for 1 or 2000 fragments
-            # and no HDF5 caches stay allocated per fragment.
-            h5 = self._files.open_by_name(number)
-            try:
-                tables_read = load_fragment_tables(h5, path=path, spec=self.spec, staging_uid=self.header.uid)
-                if tables_read is None:  # another staging unit's (logged)
-                    self.skipped_fragments.append(path)
-                    continue
-                index, sources = tables_read
-                withdraws = {n for n in fragment_withdraws(h5) if n < sequence}
-                is_fold = read_attribute(h5, 'merge_order') is not None
-                if is_fold and withdraws & folded:
-                    # Two compactions ran at once and folded the same fragments:
-                    # the one published later wins, this one is ignored.
-                    withdrawn.add(sequence)
-                    continue
-                withdrawn |= withdraws
-                if is_fold:
-                    folded |= withdraws
-                # Held from now on: the file may be deleted (compacted) while we read.
-                self._files.descriptor(number)
-                chunks = chunk_locations(h5, index, self.spec)
-                weighting = read_weighting(h5, index, path=path) if self.spec.merge == 'weighted' else None
-                loaded.append((fragment_merge_order(h5, sequence), number, index, sources, chunks, weighting))
-            finally:
-                h5.close()
+            tables = self._load_tables(number)
+            if tables is None:  # another staging unit's (logged)
+                self.skipped_fragments.append(path)
+                continue
+            withdraws = {n for n in tables.withdraws if n < sequence}
+            is_fold = tables.merge_order is not None
+            if is_fold and withdraws & folded:
+                # Two compactions ran at once and folded the same fragments:
+                # the one published later wins, this one is ignored.
+                withdrawn.add(sequence)
+                continue
+            withdrawn |= withdraws
+            if is_fold:
+                folded |= withdraws
+            weighting = (
+                weighting_rows(tables.weighting, tables.weighting_crc32, tables.index, path=path)
+                if self.spec.merge == 'weighted' else None
+            )
+            merge_order = tables.merge_order if is_fold else sequence
+            chunks = (tables.chunk_offsets, tables.chunk_sizes)
+            loaded.append((merge_order, number, tables.index, tables.sources, chunks, weighting))
         self.withdrawn_fragments = sorted(withdrawn & set(self.fragment_sequences))
         loaded.sort(key=lambda item: (item[0], self.fragment_sequences[item[1]]))
         table = build_patch_table(loaded)
@@ -149,6 +140,34 @@ class StagingSnapshot(CanvasSource):
         self.patch_keys = table.patch_keys
         self.duplicate_rows = table.duplicate_rows
         return table.patches
+
+    def _load_tables(self, number: int) -> FragmentTables | None:
+        """The checked tables of fragment ``number`` (None: another unit's).
+
+        From the fragment's table copy when it has one it can trust
+        (:mod:`.fragment_tables`: two preads, no HDF5), else through HDF5;
+        a ``deep`` snapshot (``verify``) reads HDF5's and refuses a copy that
+        differs. The descriptor is held from now on: the file may be deleted
+        (compacted) while we read, and pixels are read from it with pread.
+        """
+        path = self.fragment_paths[number]
+        identity = dict(path=path, spec=self.spec, staging_uid=self.header.uid)
+        fd = self._files.descriptor(number)
+        copy = read_table_copy(fd)
+        if isinstance(copy, FragmentTables) and not self.deep:
+            return accept_table_copy(copy, fd=fd, **identity)
+        h5 = self._files.open_by_name(number)
+        try:
+            tables = load_fragment_tables(h5, **identity)
+        finally:
+            h5.close()
+        if self.deep and tables is not None and copy is not None:
+            # HDF5's tables are what was read; the file is damaged all the same.
+            if copy == DAMAGED_COPY:
+                raise corrupt(path, 'its table copy (after the HDF5 data) fails its checksum')
+            if not copy.same_tables(tables):
+                raise corrupt(path, 'its table copy (after the HDF5 data) differs from its HDF5 tables')
+        return tables
 
     def _build_grid(self) -> dict[tuple[int, int], numpy.ndarray]:
         cells: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
@@ -358,6 +377,7 @@ class StagingSnapshot(CanvasSource):
 _SNAPSHOT_ATTEMPTS = 20
 
 
-def read_staging(path: str | os.PathLike) -> StagingSnapshot:
-    """Open a read-only snapshot of a staging unit."""
-    return StagingSnapshot(path)
+def read_staging(path: str | os.PathLike, *, deep: bool = False) -> StagingSnapshot:
+    """Open a read-only snapshot of a staging unit (``deep``: see
+    :attr:`StagingSnapshot.deep`)."""
+    return StagingSnapshot(path, deep=deep)

@@ -21,6 +21,8 @@ the fragment and the remedy (:func:`.integrity.corrupt`).
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +32,28 @@ from ..errors import CorruptFragmentError, one_line
 from ..markers import FRAGMENT_FORMAT_NAME
 from ..spec import CanvasSpec
 from .canvasfile import check_format_version
+from .fragment_tables import ATTRIBUTES, FragmentTables, read_hdf5_tables
 from .h5io import attribute_text, read_attribute
-from .integrity import corrupt
+from .integrity import check_tables_checksum, corrupt, crc32
 
-__all__ = ['check_fragment_index', 'check_patch_dataset', 'foreign_fragment_reason']
+__all__ = [
+    'accept_table_copy',
+    'check_fragment_index',
+    'check_patch_dataset',
+    'foreign_fragment_reason',
+    'load_fragment_tables',
+]
 
 #: Index columns every fragment has (``codec`` came later; its absence means blosc).
 REQUIRED_FIELDS = ('x', 'y', 'width', 'height', 'uniform', 'value', 'source')
 
 
-def foreign_fragment_reason(h5: Any, *, path: Path, staging_uid: str) -> str | None:
-    """Why the open fragment at ``path`` is not one of this staging unit, or None.
+def foreign_fragment_reason(attrs: dict[str, Any], *, path: Path, staging_uid: str) -> str | None:
+    """Why the fragment at ``path``, of root attributes ``attrs``, is not one
+    of this staging unit, or None.
 
     Raises for a file that is not a fragment of a format this tifwriter reads.
     """
-    attrs = {name: read_attribute(h5, name) for name in ('format', 'format_version', 'staging_uid')}
     fmt = attribute_text(attrs.get('format'))
     if fmt != FRAGMENT_FORMAT_NAME:
         raise CorruptFragmentError(
@@ -151,30 +160,48 @@ def check_patch_dataset(
         raise corrupt(path, f'patch {number} holds {numpy.dtype(dtype)} values, the canvas is {spec.dtype}')
 
 
-def load_fragment_tables(
-    h5: Any, *, path: Path, spec: CanvasSpec, staging_uid: str
-) -> tuple[numpy.ndarray, list[tuple[str, int, int]]] | None:
-    """The checked (index, sources) of an open fragment; None for a foreign
-    fragment (logged as a warning naming it). Raises for a damaged one."""
-    import logging
-
-    import h5py
-
+def load_fragment_tables(h5: Any, *, path: Path, spec: CanvasSpec, staging_uid: str) -> FragmentTables | None:
+    """The checked tables of an open fragment, read through HDF5; None for a
+    foreign fragment (logged as a warning naming it). Raises for a damaged one."""
     from ..errors import TifwriterError
-    from .fragment import read_fragment_tables
 
     try:
-        reason = foreign_fragment_reason(h5, path=path, staging_uid=staging_uid)
-        if reason is not None:
-            logging.getLogger(__name__).warning('fragment %s is skipped: %s', path, reason)
+        attributes = {name: read_attribute(h5, name) for name in ATTRIBUTES}
+        if not _accepted(attributes, path=path, staging_uid=staging_uid):
             return None
-        index, sources = read_fragment_tables(h5, path=path)  # checksums checked
-        stored_fields = h5py.h5d.open(h5.id, b'index').dtype.names  # low level: 5x faster
-        check_fragment_index(stored_fields, index, len(sources), None, spec=spec, path=path)
+        tables = read_hdf5_tables(h5, dtype=spec.numpy_dtype, channels=spec.channels, attributes=attributes)
+        _check_tables(tables, path=path, spec=spec)
     except TifwriterError:
         raise
     except KeyError as exc:
         raise corrupt(path, f'its tables are incomplete ({one_line(exc)})') from None
     except Exception as exc:  # noqa: BLE001  (HDF5 errors of a damaged file come in many types)
         raise corrupt(path, one_line(exc)) from None
-    return index, sources
+    return tables
+
+
+def accept_table_copy(copy: FragmentTables, *, fd: int, path: Path, spec: CanvasSpec, staging_uid: str) -> FragmentTables | None:
+    """The tables of a fragment's table copy (:mod:`.fragment_tables`), checked
+    as :func:`load_fragment_tables` checks HDF5's, plus the bytes of HDF5's
+    own index against the CRC-32 the copy holds of them (read from ``fd``)."""
+    if not _accepted(copy.attributes, path=path, staging_uid=staging_uid):
+        return None
+    if copy.index_extent is not None:
+        start, size, expected = copy.index_extent
+        if crc32(os.pread(fd, size, start)) != expected:
+            raise corrupt(path, 'its index does not match its checksum')
+    _check_tables(copy, path=path, spec=spec)
+    return copy
+
+
+def _accepted(attributes: dict[str, Any], *, path: Path, staging_uid: str) -> bool:
+    reason = foreign_fragment_reason(attributes, path=path, staging_uid=staging_uid)
+    if reason is not None:
+        logging.getLogger(__name__).warning('fragment %s is skipped: %s', path, reason)
+        return False
+    return True
+
+
+def _check_tables(tables: FragmentTables, *, path: Path, spec: CanvasSpec) -> None:
+    check_tables_checksum(tables.stored_index, tables.sources, tables.tables_crc32, path)
+    check_fragment_index(tables.stored_fields, tables.index, len(tables.sources), None, spec=spec, path=path)

@@ -30,7 +30,7 @@ import numpy
 
 from ..blending import Blend, border_sides, weight_map
 
-__all__ = ['SHAPE_CODES', 'WEIGHTING_DTYPE', 'PatchWeighting', 'read_weighting', 'region_weights']
+__all__ = ['SHAPE_CODES', 'WEIGHTING_DTYPE', 'PatchWeighting', 'weighting_rows', 'region_weights']
 
 WEIGHTING_DTYPE = numpy.dtype(
     [
@@ -83,11 +83,13 @@ def write_weighting(h5: Any, rows: list[tuple]) -> None:
     h5.attrs['weighting_crc32'] = weighting_checksum(table)
 
 
-def read_weighting(h5: Any, index: numpy.ndarray, *, path: Any) -> numpy.ndarray:
-    """The (len(index),) weighting rows of an open fragment, one per patch:
+def weighting_rows(
+    stored: numpy.ndarray | None, expected_crc32: int | None, index: numpy.ndarray, *, path: Any
+) -> numpy.ndarray:
+    """The (len(index),) weighting rows of a fragment, one per patch, from
+    its stored /weighting table (None: it has none) and that table's CRC-32:
     patches without a row (any canvas but a weighted one) weigh flat over
     their own rectangle. Raises CorruptFragmentError for a damaged table."""
-    from .h5io import read_attribute
     from .integrity import corrupt
 
     rows = numpy.zeros(len(index), dtype=WEIGHTING_DTYPE)
@@ -95,12 +97,12 @@ def read_weighting(h5: Any, index: numpy.ndarray, *, path: Any) -> numpy.ndarray
     rows['window_x'], rows['window_y'] = index['x'], index['y']
     rows['window_width'], rows['window_height'] = index['width'], index['height']
     rows['crc32'] = -1
-    if 'weighting' not in h5:
+    if stored is None:
         return rows
-    stored = h5['weighting'][()]
-    expected = read_attribute(h5, 'weighting_crc32')
-    if expected is None or weighting_checksum(stored) != int(expected):
+    if expected_crc32 is None or weighting_checksum(stored) != int(expected_crc32):
         raise corrupt(path, 'its weighting table does not match its checksum')
+    if stored.dtype != WEIGHTING_DTYPE:
+        raise corrupt(path, 'its weighting table has unknown columns')
     numbers = stored['patch']
     if len(numbers) and (numbers.min() < 0 or numbers.max() >= len(index)):
         raise corrupt(path, 'its weighting table names patches it does not hold')
