@@ -179,3 +179,30 @@ def test_never_written_segments_are_not_read(tmp_path: Path, monkeypatch, merge:
     assert 0 < len(segments) < 30  # of 18 * 12 = 216 segments
     for number, (got, want) in enumerate(zip(read_levels_tifffile(out), model_pyramid(canvas, 'mode', tile), strict=True)):
         numpy.testing.assert_array_equal(got, want, err_msg=f'level {number}')
+
+
+def test_sparse_output_is_byte_identical_across_workers_and_segments(tmp_path: Path, monkeypatch) -> None:
+    # Never-written rows are one segment, never-written runs of a written
+    # row one each, and their uniform tiles one write each: none of that may
+    # change a byte against other segment widths and worker counts.
+    import tifwriter_cli as tw
+
+    width, height, tile = 3000, 1400, 64
+    spec = tw.CanvasSpec(width=width, height=height, tile_size=tile, kind='labels', fill=2)
+    path = tmp_path / 's.h5'
+    tw.create_staging(path, spec)
+    rng = numpy.random.default_rng(5)
+    with tw.open_staging(path) as staging:
+        for x, y in ((0, 0), (700, 300), (2900, 1300), (1200, 250), (1900, 700)):
+            staging.write(x, y, rng.integers(0, 4, (150, 130), dtype=numpy.uint8))
+        staging.write(64, 1000, numpy.full((128, 640), 3, numpy.uint8))  # uniform, not fill
+    finalize(path, tmp_path / 'a.tif', compression='lzw', workers=1)
+    for segment_tiles, workers in ((1, 3), (3, 2), (7, 1)):
+        monkeypatch.setattr(native, '_SEGMENT_BYTES', segment_tiles * tile * tile)
+        out = tmp_path / f'b{segment_tiles}.tif'
+        finalize(path, out, compression='lzw', workers=workers)
+        assert out.read_bytes() == (tmp_path / 'a.tif').read_bytes(), (segment_tiles, workers)
+    with tw.read_staging(path) as snapshot:
+        canvas = snapshot.read_region(0, 0, width, height)
+    for number, (got, want) in enumerate(zip(read_levels_tifffile(tmp_path / 'a.tif'), model_pyramid(canvas, 'mode', tile), strict=True)):
+        numpy.testing.assert_array_equal(got, want, err_msg=f'level {number}')

@@ -158,6 +158,28 @@ def test_missing_tile_refused_at_close(tmp_path: Path) -> None:
         BigTiffWriter(tmp_path / 'f.tif', [LevelPlan(0, 16, 16, 16)], info).write_tile(0, 1, 0, b'x')
 
 
+def test_tile_run_equals_tiles_one_by_one(tmp_path: Path) -> None:
+    """write_tile(count=n) is n write_tile calls of the same bytes: the
+    files are byte-identical, and a run may not reach past its row."""
+    info, _ = make_info()
+    levels = [LevelPlan(0, 80, 32, 16)]  # 5 x 2 tiles
+    tiles = {(row, col): bytes([row * 5 + col + 1]) * 3 for row in range(2) for col in range(5)}
+    one_by_one, runs = tmp_path / 'one.tif', tmp_path / 'runs.tif'
+    with BigTiffWriter(one_by_one, levels, info) as writer:
+        for row in range(2):
+            for col in range(5):
+                writer.write_tile(0, row, col, b'same' if row == 1 and col >= 1 else tiles[row, col])
+    with BigTiffWriter(runs, levels, info) as writer:
+        for col in range(5):
+            writer.write_tile(0, 0, col, tiles[0, col])
+        writer.write_tile(0, 1, 0, tiles[1, 0])
+        writer.write_tile(0, 1, 1, b'same', count=4)
+        assert writer.tiles_written == 10
+        with pytest.raises(IndexError):
+            writer.write_tile(0, 1, 2, b'same', count=4)
+    assert one_by_one.read_bytes() == runs.read_bytes()
+
+
 def test_header_points_at_level0(tmp_path: Path) -> None:
     image = numpy.ones((16, 16, 1), numpy.uint8)
     info, encoder = make_info()

@@ -39,6 +39,7 @@ import concurrent.futures
 import functools
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy
@@ -59,6 +60,9 @@ _SEGMENT_BYTES = 4 << 20
 
 #: Segments read ahead (a segment of uniform tiles holds no memory).
 _READ_AHEAD = 2
+
+#: Segments queued at most, never-written ones included (they hold no memory).
+_QUEUED_SEGMENTS = 64
 
 
 class NativeEngine(Engine):
@@ -100,7 +104,8 @@ class _Pipeline:
         for index, buffer in enumerate(self.buffers[1:], 1):
             buffer.reclaim = functools.partial(self._reclaim, index)
         # In submission order: futures of tiles being encoded, or the tuples
-        # of tiles already resolved (uniform tiles).
+        # of tiles already resolved (runs of uniform tiles: the last field
+        # is the run's length, 0 for an encoded tile).
         self.pending: collections.deque[Any] = collections.deque()
         self.submitted = 0
         self.drained = 0
@@ -159,19 +164,34 @@ class _Pipeline:
         self.writer = writer
         try:
             self.pool = pool
-            level0 = self.levels[0]
             # The next segment is read (and its uniform tiles found) in a
             # thread of its own while this one is encoded and downsampled.
             # (Downsampling there too was slower: with two cores, four busy
             # threads contend for the cores, the caches and the GIL.)
-            parts = [(row, x0, x1) for row in range(level0.tiles_down) for x0, x1 in self.segments]
-            ahead = collections.deque(
-                reader.submit(self._read_segment, *part) for part in parts[:_READ_AHEAD]
-            )
-            for number, (row, x0, x1) in enumerate(parts):
-                segment = ahead.popleft().result()
-                if number + _READ_AHEAD < len(parts):
-                    ahead.append(reader.submit(self._read_segment, *parts[number + _READ_AHEAD]))
+            ahead: collections.deque[Any] = collections.deque()
+            parts = self._parts()
+            reads = 0  # reads in flight in ``ahead``
+            while True:
+                # Keep _READ_AHEAD reads in flight; never-written segments
+                # need no read (and no trip through the read thread: a
+                # sparse 160k canvas has thousands), so they are queued as
+                # they come, at most _QUEUED_SEGMENTS of them.
+                while reads < _READ_AHEAD and len(ahead) < _QUEUED_SEGMENTS:
+                    part = next(parts, None)
+                    if part is None:
+                        break
+                    row, x0, x1, fill = part
+                    if fill:
+                        ahead.append((row, x0, x1, self._fill_segment(row, x0, x1)))
+                    else:
+                        ahead.append((row, x0, x1, reader.submit(self._read_segment, row, x0, x1)))
+                        reads += 1
+                if not ahead:
+                    break
+                row, x0, x1, segment = ahead.popleft()
+                if not isinstance(segment, Segment):
+                    segment = segment.result()
+                    reads -= 1
                 self._submit_segment(row, x0, segment, last=x1 == spec.width)
                 if segment.buffer is not None:
                     # Reused once every tile submitted so far is written.
@@ -202,18 +222,46 @@ class _Pipeline:
             extra={'uniform_tiles': self.uniform_tiles, 'bytes_stored': writer.bytes_stored},
         )
 
+    def _parts(self) -> Iterator[tuple[int, int, int, bool]]:
+        """The level-0 segments in order: (tile row, x0, x1, never written).
+        Adjacent never-written segments of a row are one (a whole row, when
+        nothing of it was written: one index query instead of one a segment),
+        so the cost of the never-written area follows its rows, not its tiles."""
+        level0 = self.levels[0]
+        width, source = self.spec.width, self.source
+        for row in range(level0.tiles_down):
+            y = row * level0.tile
+            height = min(level0.tile, self.spec.height - y)
+            if source.region_is_fill(0, y, width, height):
+                yield row, 0, width, True
+                continue
+            run_start = None  # x0 of the never-written run being gathered
+            for x0, x1 in self.segments:
+                if source.region_is_fill(x0, y, x1 - x0, height):
+                    run_start = x0 if run_start is None else run_start
+                    continue
+                if run_start is not None:
+                    yield row, run_start, x0, True
+                    run_start = None
+                yield row, x0, x1, False
+            if run_start is not None:
+                yield row, run_start, width, True
+
+    def _fill_segment(self, row: int, x0: int, x1: int) -> Segment:
+        """A never-written segment (a staging snapshot's index says so): no
+        pixels built; they hold the fill, as read_region would return it."""
+        level0 = self.levels[0]
+        height = min(level0.tile, self.spec.height - row * level0.tile)
+        count = -(-(x1 - x0) // level0.tile)
+        shape = (height, x1 - x0, self.spec.channels)
+        return Segment(numpy.broadcast_to(self._fill, shape), [self._fill] * count, None)
+
     def _read_segment(self, row: int, x0: int, x1: int) -> Segment:
         """Level-0 pixels of tile row ``row``, columns x0..x1, and their
         uniform tiles (read thread)."""
         level0 = self.levels[0]
         y = row * level0.tile
         height = min(level0.tile, self.spec.height - y)
-        if self.source.region_is_fill(x0, y, x1 - x0, height):
-            # Never written (a staging snapshot's index says so): no pixels
-            # built; they hold the fill, as read_region would return it.
-            count = -(-(x1 - x0) // level0.tile)
-            shape = (height, x1 - x0, self.spec.channels)
-            return Segment(numpy.broadcast_to(self._fill, shape), [self._fill] * count, None)
         pixels = self.source.read_region(x0, y, x1 - x0, height)
         expected = (height, x1 - x0, self.spec.channels)
         if pixels.shape != expected or pixels.dtype != self.dtype:
@@ -324,7 +372,9 @@ class _Pipeline:
             if value is not None:
                 # A run of uniform tiles of this value: one (deferred) fill.
                 key = value.tobytes()
-                while end < count and uniform[end] is not None and uniform[end].tobytes() == key:
+                while end < count and (
+                    uniform[end] is value or (uniform[end] is not None and uniform[end].tobytes() == key)
+                ):
                     end += 1
                 note(column * tile // 2, min(out_width, end * tile // 2), self._reduced(value))
                 column = end
@@ -362,22 +412,31 @@ class _Pipeline:
         stats_wanted = level_index == 0 and self.want_stats
         pending = self.pending
         submit = self.pool.submit
-        for offset, value in enumerate(uniform):
-            col = first_col + offset
+        offset, count = 0, len(uniform)
+        while offset < count:
+            value = uniform[offset]
             if value is None:
-                pending.append(submit(self._encode_tile, level_index, row, col, band, band_x0))
-            else:
-                data, digest = self._uniform_tile(tile_size, value)
-                stats = None
-                if stats_wanted:
-                    # A value's extremes are merged once, not per tile (a
-                    # sparse canvas has ~100k tiles of fill).
-                    key = value.tobytes()
-                    if key not in self._stats_seen:
-                        self._stats_seen.add(key)
-                        stats = (value, value)
-                pending.append((level_index, row, col, data, digest, stats, True))
-        self.submitted += len(uniform)
+                pending.append(submit(self._encode_tile, level_index, row, first_col + offset, band, band_x0))
+                offset += 1
+                continue
+            # A run of uniform tiles of one value: one item, written as one
+            # slice of the tile tables (a never-written row is one run).
+            key = value.tobytes()
+            end = offset + 1
+            while end < count and (
+                uniform[end] is value or (uniform[end] is not None and uniform[end].tobytes() == key)
+            ):
+                end += 1
+            data, digest = self._uniform_tile(tile_size, value)
+            stats = None
+            if stats_wanted and key not in self._stats_seen:
+                # A value's extremes are merged once, not per tile (a
+                # sparse canvas has ~100k tiles of fill).
+                self._stats_seen.add(key)
+                stats = (value, value)
+            pending.append((level_index, row, first_col + offset, data, digest, stats, end - offset))
+            offset = end
+        self.submitted += count
         self._drain(self.window)
 
     def _reclaim(self, level_index: int) -> None:
@@ -390,20 +449,22 @@ class _Pipeline:
                 return
 
     def _drain(self, keep: int) -> None:
-        """Write finished tiles, oldest first, until at most ``keep`` are pending."""
+        """Write finished tiles, oldest first, until at most ``keep`` tiles
+        are pending (an item is one encoded tile, or a run of uniform ones)."""
         pending = self.pending
         writer = self.writer
-        written = 0
-        while len(pending) > keep:
+        outstanding = self.submitted - self.drained
+        while outstanding > keep and pending:
             item = pending.popleft()
             if not isinstance(item, tuple):
                 item = item.result()
-            level_index, row, col, data, digest, stats, uniform = item
-            writer.write_tile(level_index, row, col, data, digest)
+            level_index, row, col, data, digest, stats, run = item
+            writer.write_tile(level_index, row, col, data, digest, count=run or 1)
             if stats is not None:
                 self._merge_stats(*stats)
-            self.uniform_tiles += uniform
-            written += 1
+            self.uniform_tiles += run
+            outstanding -= run or 1
+        written = self.submitted - self.drained - outstanding
         self.drained += written
         releases = self.releases
         while releases and releases[0][0] <= self.drained:
@@ -419,7 +480,7 @@ class _Pipeline:
     # -- worker side -------------------------------------------------------
     def _encode_tile(
         self, level_index: int, row: int, col: int, band: numpy.ndarray, band_x0: int
-    ) -> tuple[int, int, int, bytes, bytes, Any, bool]:
+    ) -> tuple[int, int, int, bytes, bytes, Any, int]:
         """Encode (mixed) tile (row, col) of a level from ``band`` (whose column 0 is band_x0)."""
         tile_size = self.levels[level_index].tile
         x0 = col * tile_size - band_x0
@@ -452,7 +513,7 @@ class _Pipeline:
         else:
             buffer[...] = tile
         data = self.encoder.encode(buffer)
-        return level_index, row, col, data, tile_digest(data), stats, False
+        return level_index, row, col, data, tile_digest(data), stats, 0
 
     def _uniform_tile(self, tile_size: int, value: numpy.ndarray) -> tuple[bytes, bytes]:
         key = (tile_size, value.tobytes())

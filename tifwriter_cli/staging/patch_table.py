@@ -69,57 +69,53 @@ def build_patch_table(loaded: Sequence[tuple[Any, ...]]) -> PatchTable:
     """The patch table of fragments ``loaded`` in merge order, each
     (merge order, fragment number, index, sources, (chunk offsets, chunk
     sizes), weighting or None)."""
+    # One table for all fragments, filled slice by slice and column by
+    # column: concatenating 2000 structured tables costs numpy a dtype
+    # promotion per table (measured: 70 ms of a 2000-fragment snapshot).
+    total = sum(len(item[2]) for item in loaded)
+    table = numpy.zeros(total, dtype=PATCH_DTYPE)
+    table['weights_crc32'] = -1  # no explicit weight array
     duplicate_rows = 0
-    contributions: dict[str, Record] = {}
-    patch_keys: dict[int, Record] = {}
-    tables = []
-    sourced_rows = []  # per table: rows that carry a key
-    # key -> (table number, row, record) of its LAST staging in merge order
-    last_staged: dict[str, tuple[int, int, Record]] = {}
+    # key -> (row in the table, record) of its LAST staging in merge order
+    last_staged: dict[str, tuple[int, Record]] = {}
+    sourced = numpy.zeros(total, dtype=bool)  # rows that carry a key
+    start = 0
     for _, number, index, sources, (chunk_offsets, chunk_sizes), weighting in loaded:
-        table = numpy.zeros(len(index), dtype=PATCH_DTYPE)
-        table['fragment'] = number
-        table['number'] = numpy.arange(len(index))
+        end = start + len(index)
+        rows = table[start:end]
+        rows['fragment'] = number
+        rows['number'] = numpy.arange(len(index))
         for field in INDEX_FIELDS:
-            table[field] = index[field]
-        table['weights_crc32'] = -1  # no explicit weight array
+            rows[field] = index[field]
         if weighting is not None:
-            table['blend'], table['blend_parameter'] = weighting['shape'], weighting['parameter']
-            table['weights_crc32'] = weighting['crc32']
+            rows['blend'], rows['blend_parameter'] = weighting['shape'], weighting['parameter']
+            rows['weights_crc32'] = weighting['crc32']
             for field in ('window_x', 'window_y', 'window_width', 'window_height'):
-                table[field] = weighting[field]
-        table['chunk_offset'] = chunk_offsets
-        table['chunk_size'] = chunk_sizes
-        sourced_rows.append(numpy.flatnonzero(index['source'] >= 0))
-        for row_number in sourced_rows[-1]:
-            record = sources[int(index['source'][row_number])]
+                rows[field] = weighting[field]
+        rows['chunk_offset'] = chunk_offsets
+        rows['chunk_size'] = chunk_sizes
+        source_rows = numpy.flatnonzero(index['source'] >= 0)
+        sourced[start + source_rows] = True
+        for row_number, source in zip(source_rows.tolist(), index['source'][source_rows].tolist(), strict=True):
+            record = sources[source]
             if record[0] in last_staged:
                 duplicate_rows += 1
-            last_staged[record[0]] = (len(tables), int(row_number), record)
-        tables.append(table)
-    if not tables:
-        return PatchTable(numpy.zeros(0, dtype=PATCH_DTYPE), {}, {}, duplicate_rows)
+            last_staged[record[0]] = (start + row_number, record)
+        start = end
     # One key, one contribution (docs/staging-format.md): only the last
     # record of a key counts, under every merge rule, so a retried job,
     # a rewritten file or a corrected re-run replaces what came before;
     # a last record of zero size is a withdrawal (nothing landed).
-    keep = [(t['width'] > 0) & (t['height'] > 0) for t in tables]
-    for table_number, rows in enumerate(sourced_rows):
-        keep[table_number][rows] = False
-    current_rows: dict[tuple[int, int], Record] = {}
-    for key, (table_number, row_number, record) in last_staged.items():
-        table = tables[table_number]
-        if table['width'][row_number] > 0 and table['height'][row_number] > 0:
-            keep[table_number][row_number] = True
+    landed = (table['width'] > 0) & (table['height'] > 0)
+    keep = landed & ~sourced
+    contributions: dict[str, Record] = {}
+    current_rows: dict[int, Record] = {}
+    for key, (row, record) in last_staged.items():
+        if landed[row]:
+            keep[row] = True
             contributions[key] = record
-            current_rows[(table_number, row_number)] = record
+            current_rows[row] = record
     # Row in the patch table -> the key record it is the current staging of.
-    offset = 0
-    for table_number, k in enumerate(keep):
-        for position, row_number in enumerate(numpy.flatnonzero(k)):
-            record = current_rows.get((table_number, int(row_number)))
-            if record is not None:
-                patch_keys[offset + position] = record
-        offset += int(k.sum())
-    patches = numpy.concatenate([t[k] for t, k in zip(tables, keep, strict=True)])
-    return PatchTable(patches, contributions, patch_keys, duplicate_rows)
+    position = numpy.cumsum(keep) - 1
+    patch_keys = {int(position[row]): record for row, record in current_rows.items()}
+    return PatchTable(table[keep], contributions, patch_keys, duplicate_rows)

@@ -129,14 +129,17 @@ class BigTiffWriter:
         return len(self._stored)
 
     def write_tile(
-        self, level: int, row: int, col: int, data: bytes, digest: bytes | None = None
+        self, level: int, row: int, col: int, data: bytes, digest: bytes | None = None, *, count: int = 1
     ) -> None:
-        """Record tile (row, col) of ``level``; bytes already stored are shared."""
+        """Record tile (row, col) of ``level``, or with ``count`` the run of
+        tiles (row, col) .. (row, col + count - 1) that share ``data`` (a
+        run of uniform tiles: a sparse 160k canvas has ~100k of them, set in
+        one slice instead of one call each); bytes already stored are shared."""
         if not data:
             raise ValueError('empty tile data (readers refuse TileByteCount 0)')
         plan = self.levels[level]
-        if not (0 <= row < plan.tiles_down and 0 <= col < plan.tiles_across):
-            raise IndexError(f'tile ({row}, {col}) outside level {level}')
+        if not (0 <= row < plan.tiles_down and 0 <= col and count >= 1 and col + count <= plan.tiles_across):
+            raise IndexError(f'tile ({row}, {col}) x {count} outside level {level}')
         key = digest if digest is not None else tile_digest(data)
         stored = self._stored.get(key)
         if stored is None:
@@ -146,9 +149,13 @@ class BigTiffWriter:
             self.bytes_stored += len(data)
             self._stored[key] = stored
         index = row * plan.tiles_across + col
-        self._offsets[level][index] = stored[0]
-        self._counts[level][index] = stored[1]
-        self.tiles_written += 1
+        if count == 1:
+            self._offsets[level][index] = stored[0]
+            self._counts[level][index] = stored[1]
+        else:
+            self._offsets[level][index : index + count] = stored[0]
+            self._counts[level][index : index + count] = stored[1]
+        self.tiles_written += count
 
     def set_sample_range(self, minimums: Sequence[float], maximums: Sequence[float]) -> None:
         """Per-channel SMinSampleValue / SMaxSampleValue for level 0."""
