@@ -39,7 +39,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _inputs import GENERATOR_VERSION, InputSet, ensure_input  # noqa: E402
-from _measure import Measurement, machine_busy_s, path_size, run_measured  # noqa: E402
+from _measure import Measurement, machine_busy_s, path_size, remove_paths, run_measured  # noqa: E402
+
+sys.path.insert(0, str(HERE.parent))  # tests.helpers: where ASAP is built
+from tifwriter_cli.staging.layout import fragments_dir, published_fragments  # noqa: E402
+
+from tests.helpers.readers import make_asap_importable  # noqa: E402
 
 PEERS_SCRIPT = HERE / '_peers.py'
 ALL_CASES = (
@@ -174,6 +179,9 @@ class Runner:
         self.startup: dict[str, Any] = {}
         self.scale_written: int | None = None  # pixels the scale case wrote
         self.python = sys.executable
+        # ASAP built as the tests build it (tests/helpers/readers.py: one
+        # place knows where), so the ASAP peer runs instead of skipping.
+        make_asap_importable()
         self.env = dict(os.environ)
         # Each step's Python must find the package and our modules exactly
         # as this interpreter does (editable installs, PYTHONPATH).
@@ -204,6 +212,15 @@ class Runner:
             peers.discard('asap')
             self.note('ASAP: multiresolutionimageinterface not importable - ASAP peer skipped')
         return peers
+
+    def peer_absent(self, peer: str) -> str:
+        """Why a peer's step did not run: not asked for, or not installed."""
+        if peer not in self.args.peers:
+            return 'not in --peers'
+        return {
+            'libvips': 'not installed (pip install .[bench])',
+            'asap': 'multiresolutionimageinterface not importable (bash ../shared/asap/install.sh .cache/asap)',
+        }[peer]
 
     def note(self, message: str) -> None:
         self.notes.append(message)
@@ -357,13 +374,13 @@ class Runner:
         self.run_step(name, 'ingest', 'tifwriter ingest-npy-dir', [
             *self.tifwriter, '-q', 'ingest-npy-dir', staging, inputs.patches_dir,
             '--pattern', 'tile_{x}_{y}.npy',
-        ], data_bytes=raw, output=Path(str(staging) + '.fragments'), reset=fresh_staging)
+        ], data_bytes=raw, output=fragments_dir(staging), reset=fresh_staging)
         if 'api' in self.peers and not case.hard:
             api_staging = work / 'api.h5'
             self.run_step(name, 'api', 'open_staging().write', self.peer(
                 'api', '--input', inputs.array_path, '--staging', api_staging,
                 '--kind', case.input_kind, '--tile', inputs.tile,
-            ), data_bytes=raw, output=Path(str(api_staging) + '.fragments'),
+            ), data_bytes=raw, output=fragments_dir(api_staging),
                 reset=lambda: _remove_staging(api_staging))
             _remove_staging(api_staging)
 
@@ -394,7 +411,7 @@ class Runner:
                 result.note = f'predictor {predictor} (as ours)'
             self._drop(vips_out)
         else:
-            self.skip(name, 'libvips', 'libvips tiffsave', 'not installed (pip install .[bench])')
+            self.skip(name, 'libvips', 'libvips tiffsave', self.peer_absent('libvips'))
         if 'floor' in self.peers:
             result = self.run_step(name, 'floor', 'codec floor (all cores)', self.peer(
                 'floor', '--input', inputs.array_path, '--kind', case.input_kind, '--like', ours,
@@ -418,7 +435,7 @@ class Runner:
             ), data_bytes=raw, output=asap_out, reset=lambda: self._drop(asap_out, always=True))
             self._drop(asap_out)
         else:
-            self.skip(name, 'asap', 'ASAP', 'multiresolutionimageinterface not importable')
+            self.skip(name, 'asap', 'ASAP', self.peer_absent('asap'))
         if not fin.failed and not self.args.keep:
             self._drop(ours)
         if not self.args.keep:
@@ -461,7 +478,7 @@ class Runner:
         stage = self.run_step('scale', 'stage (api)', 'open_staging().write', self.peer(
             'scale-stage', '--mask', mask.array_path, '--staging', staging, '--size', size,
             '--coverage', SCALE_COVERAGE, '--seed', self.args.seed, '--tile', mask.tile,
-        ), output=Path(str(staging) + '.fragments'))
+        ), output=fragments_dir(staging))
         if stage.failed:
             return
         written = int(stage.measurement.reported['written_pixels'])
@@ -494,7 +511,7 @@ class Runner:
             stage = self.run_step(name, f'stage ({merge})', f'{dtype} windows 512 px, stride 384', self.peer(
                 'windows-stage', '--input', prob.array_path, '--staging', staging, '--size', size,
                 '--dtype', dtype, '--merge', merge, '--seed', self.args.seed, '--tile', prob.tile,
-            ), output=Path(str(staging) + '.fragments'))
+            ), output=fragments_dir(staging))
             if stage.failed:
                 return
             ours = work / f'{merge}.tif'
@@ -530,7 +547,7 @@ class Runner:
             return
         stage = self.run_step('sparse', 'stage (ingest)', 'tifwriter ingest-npy-dir (mask patches)', [
             *self.tifwriter, '-q', 'ingest-npy-dir', staging, mask.patches_dir, '--pattern', 'tile_{x}_{y}.npy',
-        ], output=Path(str(staging) + '.fragments'))
+        ], output=fragments_dir(staging))
         if stage.failed:
             return
         ours = work / 'tifwriter.tif'
@@ -557,10 +574,10 @@ class Runner:
             stage = self.run_step('fragments', f'stage ({count})', f'open_staging().write, {count} fragment(s)', self.peer(
                 'api', '--input', mask.array_path, '--staging', staging, '--kind', 'mask',
                 '--tile', mask.tile, '--fragments', count,
-            ), output=Path(str(staging) + '.fragments'))
+            ), output=fragments_dir(staging))
             if stage.failed:
                 return
-            published = len(list(Path(str(staging) + '.fragments').glob('*.h5')))
+            published = len(published_fragments(fragments_dir(staging)))
             stage.note = f'{published} fragment files'
             ours = work / f'tifwriter-{count}.tif'
             self.run_step('fragments', f'finalize ({count})', f'tifwriter finalize (LZW, {published} fragments)', [
@@ -946,11 +963,7 @@ def _npy_header_bytes(path: Path) -> int:
 
 
 def _remove_staging(staging: Path) -> None:
-    try:
-        staging.unlink()
-    except FileNotFoundError:
-        pass
-    shutil.rmtree(Path(str(staging) + '.fragments'), ignore_errors=True)
+    remove_paths(staging, fragments_dir(staging))
 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -172,6 +172,11 @@ class StagingSnapshot(CanvasSource):
     def _build_grid(self) -> dict[tuple[int, int], numpy.ndarray]:
         cells: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
         p = self.patches
+        # Each patch's (x0, y0, x1, y1), as plain arrays: the queries below
+        # select from them (a row of the patch table is ~30 fields).
+        self._extents = numpy.stack(
+            [p['x'], p['y'], p['x'] + p['width'], p['y'] + p['height']]
+        ).astype(numpy.int64) if len(p) else numpy.zeros((4, 0), numpy.int64)
         cx0 = p['x'] // GRID_CELL
         cy0 = p['y'] // GRID_CELL
         cx1 = (p['x'] + p['width'] - 1) // GRID_CELL
@@ -195,15 +200,13 @@ class StagingSnapshot(CanvasSource):
         ]
         if not found:
             return numpy.zeros(0, dtype=numpy.int64)
-        candidates = numpy.unique(numpy.concatenate(found))
-        p = self.patches[candidates]
-        hit = (
-            (p['x'] < x + width)
-            & (p['x'] + p['width'] > x)
-            & (p['y'] < y + height)
-            & (p['y'] + p['height'] > y)
-        )
-        return candidates[hit]
+        candidates = numpy.unique(numpy.concatenate(found)) if len(found) > 1 else found[0]
+        return candidates[self._overlap(candidates, x, y, width, height)]
+
+    def _overlap(self, rows: numpy.ndarray, x: int, y: int, width: int, height: int) -> numpy.ndarray:
+        """Which patches ``rows`` overlap the region (the one overlap rule)."""
+        x0, y0, x1, y1 = self._extents[:, rows]
+        return (x0 < x + width) & (x1 > x) & (y0 < y + height) & (y1 > y)
 
     @property
     def fragment_count(self) -> int:
@@ -216,7 +219,16 @@ class StagingSnapshot(CanvasSource):
     def region_is_fill(self, x: int, y: int, width: int, height: int) -> bool:
         """Whether no staged patch overlaps the region: :meth:`read_region`
         would return only the fill there (finalize then builds no pixels)."""
-        return not len(self.patches_overlapping(x, y, width, height))
+        if width <= 0 or height <= 0:
+            return True
+        # patches_overlapping without its merge order: the first overlapping
+        # patch answers (finalize asks this for every segment of the canvas).
+        for cy in range(y // GRID_CELL, (y + height - 1) // GRID_CELL + 1):
+            for cx in range(x // GRID_CELL, (x + width - 1) // GRID_CELL + 1):
+                cell = self._grid.get((cy, cx))
+                if cell is not None and self._overlap(cell, x, y, width, height).any():
+                    return False
+        return True
 
     def read_region(self, x: int, y: int, width: int, height: int) -> numpy.ndarray:
         """Merged canvas pixels of a region, shape (height, width, channels).
