@@ -12,6 +12,7 @@ import numpy
 import pytest
 
 import tifwriter_cli as tw
+from tifwriter_cli.staging.layout import fragments_dir
 
 dask_array = pytest.importorskip('dask.array', reason='dask is the dask extra (in the test extra)')
 distributed = pytest.importorskip('distributed', reason='dask.distributed is the dask extra (in the test extra)')
@@ -76,7 +77,7 @@ def test_worker_killed_mid_run_loses_and_doubles_nothing(client, make_staging) -
     import h5py
 
     staging = make_staging(width=128, height=128, merge='mean')
-    fragments = staging.parent / (staging.name + '.fragments')
+    fragments = fragments_dir(staging)
     array = lazy_predictions(128, 128, delay=0.3)  # 16 blocks
     killed: list[int] = []
 

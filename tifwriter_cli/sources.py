@@ -38,6 +38,16 @@ class CanvasSource(abc.ABC):
         the canvas dtype. The region may reach past the canvas; pixels
         outside it are the fill. Called from one reader thread at a time."""
 
+    #: Whether :meth:`read_region_into` merges straight into the buffer it
+    #: is given, cheaper than :meth:`read_region` and a copy (the engine then
+    #: reads into its reused segment buffers that way).
+    fills_buffers: bool = False
+
+    def read_region_into(self, out: numpy.ndarray, x: int, y: int) -> None:
+        """:meth:`read_region` of the region ``out`` covers ((height, width,
+        channels), the canvas dtype), written into ``out``. Default: a copy."""
+        out[...] = self.read_region(x, y, out.shape[1], out.shape[0])
+
     def region_is_fill(self, x: int, y: int, width: int, height: int) -> bool:
         """True only if :meth:`read_region` would return nothing but the fill
         there (the engine then skips the read). Default: not known, False."""

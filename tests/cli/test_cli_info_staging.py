@@ -11,6 +11,7 @@ import pytest
 
 import tifwriter_cli as tw
 from tifwriter_cli.ingest import ingest_npy_dir
+from tifwriter_cli.staging.layout import fragments_dir
 
 from tests.helpers.cli_checks import assert_clean_failure
 
@@ -70,7 +71,7 @@ def test_report_after_an_ingest_and_with_a_leftover_temp_file(tmp_path, make_sta
     for x in (0, 16, 32):
         numpy.save(preds / f't_{x}_0.npy', numpy.full((16, 16), x // 16 + 1, numpy.uint8))
     ingest_npy_dir(staging, preds)
-    (tmp_path / f'{staging.name}.fragments' / '.tmp-host-1-abc.h5').write_bytes(b'partial')
+    (fragments_dir(staging) / '.tmp-host-1-abc.h5').write_bytes(b'partial')
     result = run_cli('info', staging)
     assert result.exit_code == 0
     assert 'patches       3 (3 uniform), 3 keyed contribution(s)' in result.stdout
@@ -126,7 +127,7 @@ def test_hdf5_that_is_not_staging(tmp_path, run_cli):
 
 
 def test_staging_without_its_fragments_directory(staged, run_cli):
-    os.rename(f'{staged}.fragments', f'{staged}.moved')
+    os.rename(fragments_dir(staged), f'{staged}.moved')
     line = assert_clean_failure(run_cli('info', staged), 1)
     assert 'no fragments directory' in line
 

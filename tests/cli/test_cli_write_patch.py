@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import tifwriter_cli as tw
 from tifwriter_cli.spec import CanvasSpec
+from tifwriter_cli.staging.layout import fragments_dir
 
 from tests.helpers.cli_checks import assert_clean_failure, assert_usage_error
 from tests.helpers.reference import ReferenceCanvas
@@ -24,7 +25,7 @@ def canvas_of(staging: Path) -> numpy.ndarray:
 
 
 def published(staging: Path) -> list[str]:
-    return sorted(n for n in os.listdir(f'{staging}.fragments') if not n.startswith('.'))
+    return sorted(n for n in os.listdir(fragments_dir(staging)) if not n.startswith('.'))
 
 
 def test_patches_land_at_x_y_and_are_clipped(tmp_path, make_staging, run_cli):
@@ -63,7 +64,7 @@ def test_wholly_outside_exits_0_with_a_warning_and_stages_nothing(tmp_path, make
     assert 'wholly outside the canvas: nothing staged' in result.stdout
     assert 'tifwriter: warning:' in result.stderr
     assert published(staging) == []
-    assert os.listdir(f'{staging}.fragments') == []  # no temp file left either
+    assert os.listdir(fragments_dir(staging)) == []  # no temp file left either
 
 
 def test_npz_multichannel_and_float_canvas(tmp_path, make_staging, run_cli):
@@ -125,7 +126,7 @@ def test_bad_patch_files(tmp_path, make_staging, run_cli, make_patch, text):
         make_patch(patch)
     line = assert_clean_failure(run_cli('write-patch', staging, patch, '--x', 0, '--y', 0), 1)
     assert str(patch) in line and text in line
-    assert published(staging) == [] and os.listdir(f'{staging}.fragments') == []
+    assert published(staging) == [] and os.listdir(fragments_dir(staging)) == []
 
 
 def test_bad_staging_files(tmp_path, run_cli):

@@ -16,6 +16,7 @@ import pytest
 import tifffile
 
 from tifwriter_cli.atomic import made_by_tifwriter
+from tifwriter_cli.staging.layout import fragments_dir
 
 from tests.helpers.cli_checks import assert_clean_failure
 
@@ -101,7 +102,7 @@ def test_init_overwrite_refuses_a_foreign_hdf5_and_foreign_fragments(tmp_path, r
 
 
 def test_outputs_on_inputs_or_inside_fragments_are_refused(tmp_path, staged, slide, run_cli):
-    fragments = Path(f'{staged}.fragments')
+    fragments = fragments_dir(staged)
     before = sorted(p.name for p in fragments.iterdir())
     cases = [
         (('finalize', staged, staged, '--overwrite'), 'is also an input'),

@@ -162,13 +162,13 @@ def test_never_written_segments_are_not_read(tmp_path: Path, monkeypatch, merge:
         for x, y in ((0, 0), (700, 300), (2900, 1000), (1200, 250)):
             staging.write(x, y, rng.integers(0, 4, (150, 130), dtype=numpy.uint8))
     reads = []
-    real = StagingSnapshot.read_region
+    real, merge = StagingSnapshot.read_region, StagingSnapshot._merge_region
 
-    def counting(self, x, y, w, h):  # type: ignore[no-untyped-def]
-        reads.append((x, y, w, h))
-        return real(self, x, y, w, h)
+    def counting(self, x, y, w, h, accumulator):  # type: ignore[no-untyped-def]
+        reads.append((x, y, w, h))  # under read_region and read_region_into alike
+        return merge(self, x, y, w, h, accumulator)
 
-    monkeypatch.setattr(StagingSnapshot, 'read_region', counting)
+    monkeypatch.setattr(StagingSnapshot, '_merge_region', counting)
     out = tmp_path / 's.tif'
     finalize(path, out, compression='lzw', workers=2)
     segments = [(x, y, w, h) for x, y, w, h in reads if w > 1]

@@ -29,6 +29,7 @@ from tifwriter_cli.ingest import (
 from tifwriter_cli.ingest.contribution import file_key
 from tifwriter_cli.slide import canvas_position
 from tifwriter_cli.spec import CanvasSpec
+from tifwriter_cli.staging.layout import fragments_dir
 
 from tests.helpers import REPO
 from tests.helpers.reference import ReferenceCanvas
@@ -340,10 +341,10 @@ def test_rerun_stages_nothing_new_and_leaves_the_canvas_unchanged(tmp_path, make
     save_all(tmp_path / 'preds', patches)
     first = ingest_npy_dir(staging, tmp_path / 'preds')
     canvas_before = canvas_of(staging)
-    fragments_before = sorted(os.listdir(str(staging) + '.fragments'))
+    fragments_before = sorted(os.listdir(fragments_dir(staging)))
     second = ingest_npy_dir(staging, tmp_path / 'preds')
     assert (first.staged, second.staged, second.skipped_already_staged) == (20, 0, 20)
-    assert sorted(os.listdir(str(staging) + '.fragments')) == fragments_before
+    assert sorted(os.listdir(fragments_dir(staging))) == fragments_before
     numpy.testing.assert_array_equal(canvas_of(staging), canvas_before)
     expected = reference_canvas(width=120, height=100, merge='mean', writes=sorted_writes(patches))
     numpy.testing.assert_array_equal(canvas_before, expected)
@@ -766,7 +767,7 @@ def test_sigterm_ends_the_run_after_the_current_file_and_a_rerun_completes(tmp_p
     assert report.interrupted and report.staged == 3 and report.ok
     with tw.read_staging(staging) as snapshot:
         assert len(snapshot.sources) == 3
-    assert not [n for n in os.listdir(f'{staging}.fragments') if n.startswith('.tmp-')]
+    assert not [n for n in os.listdir(fragments_dir(staging)) if n.startswith('.tmp-')]
     report = ingest_npy_dir(staging, tmp_path / 'preds')
     assert (report.staged, report.skipped_already_staged) == (7, 3)
     expected = reference_canvas(width=100, height=80, merge='mean', writes=sorted_writes(patches))

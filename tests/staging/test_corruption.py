@@ -14,6 +14,7 @@ import pytest
 import tifffile
 
 import tifwriter_cli as tw
+from tifwriter_cli.staging.layout import fragments_dir
 
 from tests.helpers.cli_checks import assert_clean_failure
 from tests.helpers.reference import ReferenceCanvas
@@ -48,7 +49,7 @@ def unit(make_staging):
 
 
 def fragment(staging: Path, number: int) -> Path:
-    return Path(f'{staging}.fragments') / f'{number:010d}.h5'
+    return fragments_dir(staging) / f'{number:010d}.h5'
 
 
 def flip(path: Path, offset: int) -> None:

@@ -8,12 +8,13 @@ import numpy
 import tifffile
 
 import tifwriter_cli as tw
+from tifwriter_cli.staging.layout import fragments_dir
 from tifwriter_cli.staging.reader import StagingSnapshot
 
 
 def _digest_unit(path):
     """Names and contents of the staging file and its fragments."""
-    files = [path] + sorted(path.with_name(path.name + '.fragments').iterdir())
+    files = [path] + sorted(fragments_dir(path).iterdir())
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
@@ -23,7 +24,8 @@ def test_patches_published_during_finalize_are_not_included(make_staging, tmp_pa
         writer.write(0, 0, numpy.full((32, 32), 1, numpy.uint8))
     before = _digest_unit(staging)
 
-    original = StagingSnapshot.read_region
+    # (_merge_region: under read_region and read_region_into alike.)
+    original = StagingSnapshot._merge_region
     published_meanwhile = []
 
     def read_region_while_a_writer_publishes(self, *args):
@@ -33,14 +35,14 @@ def test_patches_published_during_finalize_are_not_included(make_staging, tmp_pa
             published_meanwhile.append(True)
         return original(self, *args)
 
-    monkeypatch.setattr(StagingSnapshot, 'read_region', read_region_while_a_writer_publishes)
+    monkeypatch.setattr(StagingSnapshot, '_merge_region', read_region_while_a_writer_publishes)
     out = tmp_path / 'first.tif'
     tw.finalize(staging, out)
     assert published_meanwhile
     level0 = tifffile.imread(out, key=0)
     assert level0[:32, :32].min() == 1 and level0[32:, 32:].max() == 0
 
-    monkeypatch.setattr(StagingSnapshot, 'read_region', original)
+    monkeypatch.setattr(StagingSnapshot, '_merge_region', original)
     # finalize changed nothing it read; the late writer only added a fragment.
     after = _digest_unit(staging)
     assert {k: after[k] for k in before} == before and len(after) == len(before) + 1

@@ -23,6 +23,7 @@ from tifwriter_cli.staging.fragment_tables import (
     read_hdf5_tables,
     read_table_copy,
 )
+from tifwriter_cli.staging.layout import fragments_dir
 
 from tests.helpers.reference import ReferenceCanvas
 
@@ -30,7 +31,7 @@ RNG = numpy.random.default_rng(31)
 
 
 def fragments(staging: Path) -> list[Path]:
-    return sorted(Path(f'{staging}.fragments').glob('0*.h5'))
+    return sorted(fragments_dir(staging).glob('0*.h5'))
 
 
 def copy_of(path: Path) -> FragmentTables | str | None:

@@ -24,6 +24,7 @@ import pytest
 import tifwriter_cli as tw
 from tifwriter_cli.housekeeping import compact, gc
 from tifwriter_cli.ingest.contribution import file_key
+from tifwriter_cli.staging.layout import fragments_dir
 
 from tests.helpers import REPO
 from tests.helpers.cli_checks import assert_clean_failure
@@ -112,7 +113,7 @@ COMPACTOR_SERVER = textwrap.dedent(
 
 
 def published_names(staging: Path) -> set[str]:
-    return {n for n in os.listdir(f'{staging}.fragments') if not n.startswith('.')}
+    return {n for n in os.listdir(fragments_dir(staging)) if not n.startswith('.')}
 
 
 def folds(staging: Path, names: set[str]) -> set[str]:
@@ -122,7 +123,7 @@ def folds(staging: Path, names: set[str]) -> set[str]:
     found = set()
     for name in names:
         try:
-            with h5py.File(Path(f'{staging}.fragments') / name, 'r', locking=False) as h5:
+            with h5py.File(fragments_dir(staging) / name, 'r', locking=False) as h5:
                 if 'merge_order' in h5.attrs:
                     found.add(name)
         except OSError:
@@ -199,8 +200,8 @@ def test_compact_killed_at_random_instants_beside_writers_and_a_reader(tmp_path,
     # Tidy up (what killed compactions left), fold once more, then the end state.
     gc(staging, older_than=0)
     compact(staging)
-    newest = max(int(n[:10]) for n in os.listdir(f'{staging}.fragments'))
-    assert sorted(os.listdir(f'{staging}.fragments')) == [f'{newest:010d}.h5']
+    newest = max(int(n[:10]) for n in os.listdir(fragments_dir(staging)))
+    assert sorted(os.listdir(fragments_dir(staging))) == [f'{newest:010d}.h5']
     with tw.read_staging(staging) as snapshot:
         assert len(snapshot.patches) == sum(counts.values())
         numpy.testing.assert_array_equal(snapshot.read_canvas(), model(counts))
@@ -211,7 +212,7 @@ def test_gc_beside_live_writers(tmp_path, make_staging):
     gone; other host: no heartbeat) and stray temp outputs, never a live
     writer's; the live writers then publish everything."""
     staging = make_staging(width=WIDTH, height=HEIGHT, merge='mean')
-    fragments = Path(f'{staging}.fragments')
+    fragments = fragments_dir(staging)
     env = {**os.environ, 'PYTHONPATH': str(REPO)}
     # A writer SIGKILLed while it holds an unpublished temp fragment.
     holder = subprocess.Popen(

@@ -19,6 +19,7 @@ import numpy
 import pytest
 
 import tifwriter_cli as tw
+from tifwriter_cli.staging.layout import fragments_dir
 
 from tests.helpers import REPO
 from tests.helpers.reference import ReferenceCanvas
@@ -112,7 +113,7 @@ def test_sigkilled_writers_lose_only_unpublished_patches(make_staging):
     # A writer killed while it holds an unpublished fragment (one publish at
     # the very end, killed as soon as its temp file exists) leaves that temp
     # file behind: info reports it, and every acknowledged patch is intact.
-    fragments = path.with_name(path.name + '.fragments')
+    fragments = fragments_dir(path)
     temps_before = set(fragments.glob('.tmp-*'))
     writer = _spawn_writer(path, next_number, 90, 90)
     deadline = time.monotonic() + 60

@@ -20,7 +20,7 @@ import numpy
 import pytest
 
 import tifwriter_cli as tw
-from tifwriter_cli.staging.layout import READABLE_FORMAT_VERSIONS
+from tifwriter_cli.staging.layout import READABLE_FORMAT_VERSIONS, fragments_dir
 
 from tests.helpers import REPO
 
@@ -47,7 +47,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess, exit_code: int = 
 
 
 def temp_files(staging: Path) -> list[Path]:
-    return sorted(staging.with_name(staging.name + '.fragments').glob('.tmp-*'))
+    return sorted(fragments_dir(staging).glob('.tmp-*'))
 
 
 def noise(side: int = 512, seed: int = 0) -> numpy.ndarray:
@@ -234,7 +234,7 @@ def test_sequence_number_at_its_limit_refused_not_looping(make_staging, tmp_path
     staging = make_staging()
     with tw.open_staging(staging) as writer:
         writer.write(0, 0, noise(32))
-    fragments = staging.with_name(staging.name + '.fragments')
+    fragments = fragments_dir(staging)
     (fragments / '9999999999.h5').write_bytes((fragments / '0000000001.h5').read_bytes())
     numpy.save(tmp_path / 'p.npy', noise(32, seed=5))
     for _ in range(2):  # the second publish once looped forever
@@ -280,9 +280,9 @@ def test_reader_skips_a_foreign_fragment_with_a_warning(make_staging, run_cli, c
         writer.write(0, 0, noise(16, seed=1))
     with tw.open_staging(other) as writer:
         writer.write(0, 0, noise(16, seed=9))
-    fragments = staging.with_name(staging.name + '.fragments')
+    fragments = fragments_dir(staging)
     foreign = fragments / '0000000002.h5'
-    foreign.write_bytes((other.with_name(other.name + '.fragments') / '0000000001.h5').read_bytes())
+    foreign.write_bytes((fragments_dir(other) / '0000000001.h5').read_bytes())
     result = run_cli('info', staging)
     assert result.exit_code == 0, result.output
     assert f'fragment {foreign} is skipped: it belongs to another staging file' in result.stderr
@@ -333,7 +333,7 @@ def test_snapshot_over_many_fragments_reads_what_it_took_while_they_are_compacte
         with tw.open_staging(staging) as writer:
             writer.write(x, y, noise(side, seed=k))  # over the big patch: merge order counts
         expected[y : y + side, x : x + side] = noise(side, seed=k)
-    fragments = staging.with_name(staging.name + '.fragments')
+    fragments = fragments_dir(staging)
     names = sorted(fragments.glob('*.h5'))
     assert len(names) == count + 1
     with tw.read_staging(staging) as snapshot:
@@ -361,7 +361,7 @@ def one_fragment(make_staging, tmp_path):
     with tw.open_staging(staging) as writer:
         writer.write(0, 0, numpy.tile(numpy.arange(64, dtype=numpy.uint8), (64, 1)), source=('a.npy', 1, 1))
         writer.write(100, 0, numpy.full((32, 32), 9, numpy.uint8), source=('b.npy', 1, 1))
-    return staging, staging.with_name(staging.name + '.fragments') / '0000000001.h5'
+    return staging, fragments_dir(staging) / '0000000001.h5'
 
 
 def _damage(fragment: Path, how: str) -> None:
@@ -433,7 +433,7 @@ def test_damaged_blosc_chunk_named_by_finalize_and_preview(make_staging, run_cli
     labels[20:90, 10:100] = 3
     with tw.open_staging(staging) as writer:
         writer.write(0, 0, labels)
-    fragment = staging.with_name(staging.name + '.fragments') / '0000000001.h5'
+    fragment = fragments_dir(staging) / '0000000001.h5'
     with h5py.File(fragment, 'r') as h5:
         info = h5['patches/0'].id.get_chunk_info(0)
         assert h5['index']['codec'][0] == 1  # blosc-lz4

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tifwriter_cli as tw
+from tifwriter_cli.staging.layout import fragments_dir
 from tifwriter_cli.staging.reader import GRID_CELL
 
 from tests.helpers.reference import ReferenceCanvas
@@ -81,6 +82,12 @@ def test_random_patches_equal_reference(make_staging, merge, data):
         if ys.stop > ys.start and xs.stop > xs.start:
             expected[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] = reference.result()[ys, xs]
         numpy.testing.assert_array_equal(region, expected)
+        # Into a buffer (what finalize does with its reused segment buffers,
+        # which hold an earlier segment's pixels): the same pixels.
+        out = numpy.full((h0, w0, channels), 3, dtype=dtype)
+        snapshot.read_region_into(out, x0, y0)
+        numpy.testing.assert_array_equal(out, expected)
+        assert snapshot.fills_buffers == (merge in ('overwrite', 'max', 'min'))
 
 
 def test_overwrite_follows_publish_order_across_writers(make_staging):
@@ -243,7 +250,7 @@ def test_fragments_without_the_codec_column_still_read(make_staging):
     patch = numpy.repeat(numpy.arange(40, dtype=numpy.uint8)[None, :], 40, axis=0)
     with tw.open_staging(path) as staging:
         staging.write(0, 0, patch)
-    (fragment,) = path.with_name(path.name + '.fragments').glob('*.h5')
+    (fragment,) = fragments_dir(path).glob('*.h5')
     with h5py.File(fragment, 'r+') as h5:
         old = h5['index'][()]
         names = [n for n in old.dtype.names if n != 'codec']

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import tifwriter_cli as tw
 from tifwriter_cli.blending import Blend
 from tifwriter_cli.errors import CorruptFragmentError, InvalidOptionError, PatchError
+from tifwriter_cli.staging.layout import fragments_dir
 
 from ..helpers.blending_model import WeightedModel, kept_mask, model_weights, seam_strength
 from ..helpers.cli_checks import assert_clean_failure
@@ -144,7 +145,7 @@ def test_a_damaged_weighting_table_stops_the_read(make_staging) -> None:
     staging = make_staging(width=20, height=20, merge='weighted')
     with tw.open_staging(staging) as writer:
         writer.write(0, 0, numpy.ones((8, 8), numpy.uint8))
-    (fragment,) = sorted((staging.parent / (staging.name + '.fragments')).glob('0*.h5'))
+    (fragment,) = sorted(fragments_dir(staging).glob('0*.h5'))
     with h5py.File(fragment, 'r+') as h5:
         table = h5['weighting'][()]
         table['window_width'] += 1
@@ -239,7 +240,7 @@ def test_verify_checks_explicit_weight_arrays(make_staging) -> None:
     with tw.open_staging(staging) as writer:
         writer.write(0, 0, numpy.full((8, 8), 5, numpy.uint8), weight=numpy.full((8, 8), 0.5))
     assert verify(staging).damaged == []
-    (fragment,) = sorted((staging.parent / (staging.name + '.fragments')).glob('0*.h5'))
+    (fragment,) = sorted(fragments_dir(staging).glob('0*.h5'))
     with h5py.File(fragment, 'r+') as h5:
         h5['weights']['0'][0, 0] = 7  # a flipped weight
     report = verify(staging)

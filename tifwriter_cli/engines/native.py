@@ -262,13 +262,25 @@ class _Pipeline:
         level0 = self.levels[0]
         y = row * level0.tile
         height = min(level0.tile, self.spec.height - y)
+        tile = level0.tile
+        if self.source.fills_buffers:
+            # Merged straight into a reused buffer: no segment-sized array
+            # allocated (fresh pages to fault in) and copied per read.
+            buffer = self._pooled(self._segment_pool, self._segment_shape)
+            view = buffer[:height, : x1 - x0]
+            self.source.read_region_into(view, x0, y)
+            uniform = uniform_tiles(view, tile)
+            if all(value is not None for value in uniform):
+                with self._pool_lock:
+                    self._segment_pool.append(buffer)
+                return Segment(numpy.broadcast_to(uniform[0], view.shape), uniform, None)
+            return Segment(view, uniform, buffer)
         pixels = self.source.read_region(x0, y, x1 - x0, height)
         expected = (height, x1 - x0, self.spec.channels)
         if pixels.shape != expected or pixels.dtype != self.dtype:
             raise ValueError(
                 f'source returned {pixels.shape} {pixels.dtype}, expected {expected} {self.dtype}'
             )
-        tile = level0.tile
         buffer = None
         if pixels.flags.owndata:
             # A fresh array (a staging file's merged pixels): copy it into a

@@ -20,7 +20,11 @@ import math
 
 import numpy
 
-__all__ = ['Accumulator', 'WeightedAccumulator', 'new_accumulator']
+__all__ = ['IN_PLACE_RULES', 'Accumulator', 'WeightedAccumulator', 'new_accumulator']
+
+#: Rules whose accumulator merges straight into a buffer it is given
+#: (``new_accumulator(..., out=)``): no region-sized array of its own.
+IN_PLACE_RULES = frozenset({'overwrite', 'max', 'min'})
 
 
 class Accumulator:
@@ -36,10 +40,20 @@ class Accumulator:
         raise NotImplementedError
 
 
+def _filled(out: numpy.ndarray | None, shape: tuple[int, int, int], dtype: numpy.dtype, fill: float) -> numpy.ndarray:
+    """``out`` (or a new array) of ``shape``, set to the fill."""
+    if out is None:
+        return numpy.full(shape, fill, dtype=dtype)
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(f'out is {out.shape} {out.dtype}, the region {tuple(shape)} {dtype}')
+    out[...] = fill
+    return out
+
+
 class _Overwrite(Accumulator):
-    def __init__(self, shape, dtype, fill):
+    def __init__(self, shape, dtype, fill, out=None):
         super().__init__(shape, dtype, fill)
-        self._out = numpy.full(shape, fill, dtype=self.dtype)
+        self._out = _filled(out, shape, self.dtype, fill)
 
     def add(self, rows, cols, data):
         self._out[rows, cols] = data
@@ -49,10 +63,10 @@ class _Overwrite(Accumulator):
 
 
 class _Extreme(Accumulator):
-    def __init__(self, shape, dtype, fill, ufunc):
+    def __init__(self, shape, dtype, fill, ufunc, out=None):
         super().__init__(shape, dtype, fill)
         self._ufunc = ufunc
-        self._out = numpy.full(shape, fill, dtype=self.dtype)
+        self._out = _filled(out, shape, self.dtype, fill)
         self._written = numpy.zeros(shape[:2], dtype=bool)
 
     def add(self, rows, cols, data):
@@ -263,15 +277,18 @@ class WeightedAccumulator:
 
 
 def new_accumulator(
-    rule: str, shape: tuple[int, int, int], dtype: numpy.dtype, fill: float
+    rule: str, shape: tuple[int, int, int], dtype: numpy.dtype, fill: float, *, out: numpy.ndarray | None = None
 ) -> Accumulator:
-    """An empty accumulator for ``rule`` over a region of ``shape`` (H, W, C)."""
+    """An empty accumulator for ``rule`` over a region of ``shape`` (H, W, C);
+    ``out``: the buffer it merges into and returns (rules in :data:`IN_PLACE_RULES`)."""
+    if out is not None and rule not in IN_PLACE_RULES:
+        raise ValueError(f'the {rule} rule cannot merge into a given buffer')
     if rule == 'overwrite':
-        return _Overwrite(shape, dtype, fill)
+        return _Overwrite(shape, dtype, fill, out)
     if rule == 'max':
-        return _Extreme(shape, dtype, fill, numpy.maximum)
+        return _Extreme(shape, dtype, fill, numpy.maximum, out)
     if rule == 'min':
-        return _Extreme(shape, dtype, fill, numpy.minimum)
+        return _Extreme(shape, dtype, fill, numpy.minimum, out)
     if rule == 'mean':
         return _Mean(shape, dtype, fill)
     if rule == 'weighted':
