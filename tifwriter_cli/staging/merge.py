@@ -20,11 +20,7 @@ import math
 
 import numpy
 
-__all__ = ['IN_PLACE_RULES', 'Accumulator', 'WeightedAccumulator', 'new_accumulator']
-
-#: Rules whose accumulator merges straight into a buffer it is given
-#: (``new_accumulator(..., out=)``): no region-sized array of its own.
-IN_PLACE_RULES = frozenset({'overwrite', 'max', 'min'})
+__all__ = ['Accumulator', 'WeightedAccumulator', 'new_accumulator']
 
 
 class Accumulator:
@@ -40,12 +36,17 @@ class Accumulator:
         raise NotImplementedError
 
 
+def _given(out: numpy.ndarray | None, shape: tuple[int, int, int], dtype: numpy.dtype) -> numpy.ndarray | None:
+    """``out`` checked to fit the region (None: the accumulator makes its own)."""
+    if out is not None and (out.shape != tuple(shape) or out.dtype != dtype):
+        raise ValueError(f'out is {out.shape} {out.dtype}, the region {tuple(shape)} {dtype}')
+    return out
+
+
 def _filled(out: numpy.ndarray | None, shape: tuple[int, int, int], dtype: numpy.dtype, fill: float) -> numpy.ndarray:
     """``out`` (or a new array) of ``shape``, set to the fill."""
-    if out is None:
+    if _given(out, shape, dtype) is None:
         return numpy.full(shape, fill, dtype=dtype)
-    if out.shape != tuple(shape) or out.dtype != dtype:
-        raise ValueError(f'out is {out.shape} {out.dtype}, the region {tuple(shape)} {dtype}')
     out[...] = fill
     return out
 
@@ -128,8 +129,9 @@ def _mean_stages(dtype: numpy.dtype) -> list[tuple[float, type, type, bool]]:
 
 
 class _Mean(Accumulator):
-    def __init__(self, shape, dtype, fill):
+    def __init__(self, shape, dtype, fill, out=None):
         super().__init__(shape, dtype, fill)
+        self._out = _given(out, shape, self.dtype)
         self._stages = _mean_stages(self.dtype)
         self._stage = 0
         _, sum_type, count_type, _ = self._stages[0]
@@ -148,7 +150,7 @@ class _Mean(Accumulator):
         self._count[rows, cols] += 1
 
     def result(self):
-        out = numpy.empty(self._sum.shape, self.dtype)
+        out = numpy.empty(self._sum.shape, self.dtype) if self._out is None else self._out
         float32_exact = self._stages[self._stage][3]
         rows_per_chunk = max(1, _MEAN_CHUNK_ELEMENTS // max(1, out[0].size))
         if float32_exact:
@@ -209,10 +211,13 @@ class WeightedAccumulator:
     the other accumulators otherwise (the rule: :mod:`tifwriter_cli.blending`).
     """
 
-    def __init__(self, shape: tuple[int, int, int], dtype: numpy.dtype, fill: float):
+    def __init__(
+        self, shape: tuple[int, int, int], dtype: numpy.dtype, fill: float, out: numpy.ndarray | None = None
+    ):
         self.shape = shape
         self.dtype = numpy.dtype(dtype)
         self.fill = fill
+        self._out = _given(out, shape, self.dtype)
         small = self.dtype.kind in 'ui' and self.dtype.itemsize == 1
         sum_type = numpy.float32 if small else numpy.float64
         self._sum = numpy.zeros(shape, dtype=sum_type)
@@ -256,7 +261,7 @@ class WeightedAccumulator:
             buffer = self._buffer = numpy.empty(max(size, 1 << 18), sum_type)
         return buffer[:size].reshape(shape)
     def result(self) -> numpy.ndarray:
-        out = numpy.empty(self._sum.shape, self.dtype)
+        out = numpy.empty(self._sum.shape, self.dtype) if self._out is None else self._out
         rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(1, out[0].size))
         integer = self.dtype.kind != 'f'
         for row in range(0, out.shape[0], rows_per_chunk):
@@ -280,9 +285,8 @@ def new_accumulator(
     rule: str, shape: tuple[int, int, int], dtype: numpy.dtype, fill: float, *, out: numpy.ndarray | None = None
 ) -> Accumulator:
     """An empty accumulator for ``rule`` over a region of ``shape`` (H, W, C);
-    ``out``: the buffer it merges into and returns (rules in :data:`IN_PLACE_RULES`)."""
-    if out is not None and rule not in IN_PLACE_RULES:
-        raise ValueError(f'the {rule} rule cannot merge into a given buffer')
+    ``out``: the buffer its result is written into and returned as (else an
+    array of its own)."""
     if rule == 'overwrite':
         return _Overwrite(shape, dtype, fill, out)
     if rule == 'max':
@@ -290,7 +294,7 @@ def new_accumulator(
     if rule == 'min':
         return _Extreme(shape, dtype, fill, numpy.minimum, out)
     if rule == 'mean':
-        return _Mean(shape, dtype, fill)
+        return _Mean(shape, dtype, fill, out)
     if rule == 'weighted':
-        return WeightedAccumulator(shape, dtype, fill)
+        return WeightedAccumulator(shape, dtype, fill, out)
     raise ValueError(f'unknown merge rule {rule!r}')

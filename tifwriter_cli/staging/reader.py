@@ -35,7 +35,7 @@ from .fragment_files import FragmentFiles, FragmentVanished
 from .fragment_tables import DAMAGED_COPY, FragmentTables, read_table_copy
 from .integrity import check_patch, corrupt
 from .layout import fragments_dir, published_fragments
-from .merge import IN_PLACE_RULES, new_accumulator
+from .merge import new_accumulator
 from .patch_table import PATCH_DTYPE, build_patch_table
 from .summary import snapshot_summary
 from .validate import accept_table_copy, check_patch_dataset, load_fragment_tables, missing_pixels
@@ -239,17 +239,13 @@ class StagingSnapshot(CanvasSource):
         accumulator = new_accumulator(spec.merge, (height, width, spec.channels), spec.numpy_dtype, spec.fill)
         return self._merge_region(x, y, width, height, accumulator)
 
-    @property
-    def fills_buffers(self) -> bool:
-        return self.spec.merge in IN_PLACE_RULES
+    #: read_region_into merges into the buffer it is given (every rule).
+    fills_buffers = True
 
     def read_region_into(self, out: numpy.ndarray, x: int, y: int) -> None:
-        """:meth:`read_region` into ``out``: merged there, under the rules
-        that can (:data:`.merge.IN_PLACE_RULES`), with no array of its own."""
+        """:meth:`read_region` into ``out``: the merge's result written
+        there, with no region-sized array of its own."""
         spec = self.spec
-        if spec.merge not in IN_PLACE_RULES:
-            super().read_region_into(out, x, y)
-            return
         height, width = out.shape[:2]
         accumulator = new_accumulator(spec.merge, out.shape, spec.numpy_dtype, spec.fill, out=out)
         self._merge_region(x, y, width, height, accumulator)
