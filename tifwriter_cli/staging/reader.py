@@ -38,7 +38,13 @@ from .layout import fragments_dir, published_fragments
 from .merge import new_accumulator
 from .patch_table import PATCH_DTYPE, build_patch_table
 from .summary import snapshot_summary
-from .validate import accept_table_copy, check_patch_dataset, load_fragment_tables, missing_pixels
+from .validate import (
+    accept_table_copy,
+    check_fragment_indexes,
+    check_patch_dataset,
+    load_fragment_tables,
+    missing_pixels,
+)
 from .weighting import ARRAY, SHAPE_NAMES, PatchWeighting, region_weights, weighting_rows
 
 __all__ = ['StagingSnapshot', 'read_staging', 'PATCH_DTYPE']
@@ -105,7 +111,8 @@ class StagingSnapshot(CanvasSource):
         # fragment is opened once, its tables read and checked.
         withdrawn: set[int] = set()
         folded: set[int] = set()  # withdrawn by live folds (compacted fragments)
-        loaded: list[tuple] = []  # (merge order, number, index, sources, chunk locations)
+        accepted: list[tuple] = []  # (merge order, number, tables)
+        loaded: list[tuple] = []  # (merge order, number, index, sources, chunk locations, weighting)
         for number in reversed(range(len(self.fragment_paths))):
             sequence = self.fragment_sequences[number]
             if sequence in withdrawn:
@@ -125,11 +132,17 @@ class StagingSnapshot(CanvasSource):
             withdrawn |= withdraws
             if is_fold:
                 folded |= withdraws
+            accepted.append((tables.merge_order if is_fold else sequence, number, tables))
+        # The index rows of every live fragment, checked in one pass.
+        check_fragment_indexes(
+            [(t.stored_fields, t.index, len(t.sources), self.fragment_paths[n]) for _, n, t in accepted],
+            spec=self.spec,
+        )
+        for merge_order, number, tables in accepted:
             weighting = (
-                weighting_rows(tables.weighting, tables.weighting_crc32, tables.index, path=path)
+                weighting_rows(tables.weighting, tables.weighting_crc32, tables.index, path=self.fragment_paths[number])
                 if self.spec.merge == 'weighted' else None
             )
-            merge_order = tables.merge_order if is_fold else sequence
             chunks = (tables.chunk_offsets, tables.chunk_sizes)
             loaded.append((merge_order, number, tables.index, tables.sources, chunks, weighting))
         self.withdrawn_fragments = sorted(withdrawn & set(self.fragment_sequences))
@@ -142,7 +155,8 @@ class StagingSnapshot(CanvasSource):
         return table.patches
 
     def _load_tables(self, number: int) -> FragmentTables | None:
-        """The checked tables of fragment ``number`` (None: another unit's).
+        """The checked tables of fragment ``number`` (None: another unit's;
+        its index rows are checked with all the others', by _load_index).
 
         From the fragment's table copy when it has one it can trust
         (:mod:`.fragment_tables`: two preads, no HDF5), else through HDF5;
@@ -155,10 +169,10 @@ class StagingSnapshot(CanvasSource):
         fd = self._files.descriptor(number)
         copy = read_table_copy(fd)
         if isinstance(copy, FragmentTables) and not self.deep:
-            return accept_table_copy(copy, fd=fd, **identity)
+            return accept_table_copy(copy, fd=fd, check_rows=False, **identity)
         h5 = self._files.open_by_name(number)
         try:
-            tables = load_fragment_tables(h5, **identity)
+            tables = load_fragment_tables(h5, check_rows=False, **identity)
         finally:
             h5.close()
         if self.deep and tables is not None and copy is not None:
