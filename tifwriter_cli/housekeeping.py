@@ -57,7 +57,7 @@ def unstage(
     a relative glob is taken relative to the current directory) or over their
     keys (``'file:/data/*'``, API keys). ``fragment``: a fragment's sequence
     number (as ``info``/``verify`` and error messages name it)."""
-    from .staging.fragment import FragmentWriter
+    from .staging.fragment_writer import FragmentWriter
     from .staging.layout import publish_fragment, temp_fragment_path
     from .staging.reader import read_staging
 
@@ -87,7 +87,7 @@ def unstage(
 
 def _unstage_fragment(staging: str | os.PathLike, number: int) -> str:
     from .staging.canvasfile import read_canvas
-    from .staging.fragment import FragmentWriter
+    from .staging.fragment_writer import FragmentWriter
     from .staging.layout import (
         fragments_dir,
         publish_fragment,
@@ -128,7 +128,7 @@ def _key_matches(key: str, pattern: str) -> bool:
 
 def compact(staging: str | os.PathLike) -> tuple[int, int]:
     """Fold the published fragments into one; returns (fragments folded, patches kept)."""
-    from .staging.fragment import FragmentWriter
+    from .staging.fragment_writer import FragmentWriter
     from .staging.layout import publish_fragment, temp_fragment_path
     from .staging.reader import read_staging
 

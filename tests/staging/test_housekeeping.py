@@ -346,7 +346,7 @@ def test_compact_killed_between_publishing_and_deleting(make_staging, monkeypatc
 def test_two_compactions_at_once_fold_once(make_staging):
     """Two compactions of the same fragments both publish: the later wins,
     nothing is doubled."""
-    from tifwriter_cli.staging.fragment import FragmentWriter
+    from tifwriter_cli.staging.fragment_writer import FragmentWriter
     from tifwriter_cli.staging.layout import publish_fragment, temp_fragment_path
 
     staging = make_staging(width=WIDTH, height=HEIGHT, merge='mean')

@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..geometry import clip_to_canvas
 from .canvasfile import StagingHeader, read_canvas
-from .fragment import FragmentWriter
+from .fragment_writer import FragmentWriter
 from .h5io import file_identity
 from .layout import fragments_dir, publish_fragment, temp_fragment_path
 from .windows import window_weighting
