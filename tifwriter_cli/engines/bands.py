@@ -16,7 +16,7 @@ import numpy
 
 from ..tiff.plan import LevelPlan
 
-__all__ = ['MIXED', 'PAGE', 'UNSIGNED', 'RowBuffer', 'Segment', 'touch', 'uniform_tiles']
+__all__ = ['MIXED', 'PAGE', 'UNSIGNED', 'RowBuffer', 'Segment', 'touch', 'uniform_run_end', 'uniform_tiles']
 
 #: Bytes between the pages touched to map a segment into memory up front.
 PAGE = 4096
@@ -90,6 +90,18 @@ def uniform_tiles(
         if uniform:
             results[column] = band[0, x0].copy()
     return results
+
+
+def uniform_run_end(uniform: list[numpy.ndarray | None], start: int) -> int:
+    """The end of the run of tile columns from ``start`` (uniform) that hold
+    its value, as :func:`uniform_tiles` lists them (bitwise equal; the same
+    object, as a never-written segment's, needs no compare)."""
+    value, count = uniform[start], len(uniform)
+    key = value.tobytes()
+    end = start + 1
+    while end < count and (uniform[end] is value or (uniform[end] is not None and uniform[end].tobytes() == key)):
+        end += 1
+    return end
 
 
 def touch(segment: numpy.ndarray) -> None:

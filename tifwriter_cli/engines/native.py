@@ -50,7 +50,7 @@ from ..tiff.codecs import tile_encoder
 from ..tiff.metadata import needs_sample_stats, sample_range_hint
 from ..tiff.pyramid import downsample2, halved
 from ..vocab import COMPRESSIONS, RESAMPLINGS
-from .bands import RowBuffer, Segment, touch, uniform_tiles
+from .bands import RowBuffer, Segment, touch, uniform_run_end, uniform_tiles
 from .base import Engine, EngineResult, WriteOptions
 
 __all__ = ['NativeEngine', 'ENGINE_CLASS']
@@ -230,8 +230,7 @@ class _Pipeline:
         level0 = self.levels[0]
         width, source = self.spec.width, self.source
         for row in range(level0.tiles_down):
-            y = row * level0.tile
-            height = min(level0.tile, self.spec.height - y)
+            y, height = row * level0.tile, self._row_height(row)
             if source.region_is_fill(0, y, width, height):
                 yield row, 0, width, True
                 continue
@@ -247,22 +246,23 @@ class _Pipeline:
             if run_start is not None:
                 yield row, run_start, width, True
 
+    def _row_height(self, row: int) -> int:
+        """Pixel rows of level-0 tile row ``row`` (the last may be short)."""
+        tile = self.levels[0].tile
+        return min(tile, self.spec.height - row * tile)
+
     def _fill_segment(self, row: int, x0: int, x1: int) -> Segment:
         """A never-written segment (a staging snapshot's index says so): no
         pixels built; they hold the fill, as read_region would return it."""
-        level0 = self.levels[0]
-        height = min(level0.tile, self.spec.height - row * level0.tile)
-        count = -(-(x1 - x0) // level0.tile)
-        shape = (height, x1 - x0, self.spec.channels)
+        count = -(-(x1 - x0) // self.levels[0].tile)
+        shape = (self._row_height(row), x1 - x0, self.spec.channels)
         return Segment(numpy.broadcast_to(self._fill, shape), [self._fill] * count, None)
 
     def _read_segment(self, row: int, x0: int, x1: int) -> Segment:
         """Level-0 pixels of tile row ``row``, columns x0..x1, and their
         uniform tiles (read thread)."""
-        level0 = self.levels[0]
-        y = row * level0.tile
-        height = min(level0.tile, self.spec.height - y)
-        tile = level0.tile
+        tile = self.levels[0].tile
+        y, height = row * tile, self._row_height(row)
         if self.source.fills_buffers:
             # Merged straight into a reused buffer: no segment-sized array
             # allocated (fresh pages to fault in) and copied per read.
@@ -383,11 +383,7 @@ class _Pipeline:
             end = column + 1
             if value is not None:
                 # A run of uniform tiles of this value: one (deferred) fill.
-                key = value.tobytes()
-                while end < count and (
-                    uniform[end] is value or (uniform[end] is not None and uniform[end].tobytes() == key)
-                ):
-                    end += 1
+                end = uniform_run_end(uniform, column)
                 note(column * tile // 2, min(out_width, end * tile // 2), self._reduced(value))
                 column = end
                 continue
@@ -433,12 +429,8 @@ class _Pipeline:
                 continue
             # A run of uniform tiles of one value: one item, written as one
             # slice of the tile tables (a never-written row is one run).
+            end = uniform_run_end(uniform, offset)
             key = value.tobytes()
-            end = offset + 1
-            while end < count and (
-                uniform[end] is value or (uniform[end] is not None and uniform[end].tobytes() == key)
-            ):
-                end += 1
             data, digest = self._uniform_tile(tile_size, value)
             stats = None
             if stats_wanted and key not in self._stats_seen:

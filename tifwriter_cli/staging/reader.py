@@ -101,6 +101,10 @@ class StagingSnapshot(CanvasSource):
         #: Fragments of another staging unit, skipped (see validate.py).
         self.skipped_fragments: list[Path] = []
         self.patches = self._load_index()
+        # Each patch's (x0, y0, x1, y1), as plain arrays: the overlap queries
+        # select from them (a row of the patch table is ~30 fields).
+        p = self.patches
+        self._extents = numpy.stack([p['x'], p['y'], p['x'] + p['width'], p['y'] + p['height']]).astype(numpy.int64)
         self._grid = self._build_grid()
 
     # -- loading ---------------------------------------------------------
@@ -165,14 +169,13 @@ class StagingSnapshot(CanvasSource):
         (compacted) while we read, and pixels are read from it with pread.
         """
         path = self.fragment_paths[number]
-        identity = dict(path=path, spec=self.spec, staging_uid=self.header.uid)
         fd = self._files.descriptor(number)
         copy = read_table_copy(fd)
         if isinstance(copy, FragmentTables) and not self.deep:
-            return accept_table_copy(copy, fd=fd, check_rows=False, **identity)
+            return accept_table_copy(copy, fd=fd, path=path, staging_uid=self.header.uid)
         h5 = self._files.open_by_name(number)
         try:
-            tables = load_fragment_tables(h5, check_rows=False, **identity)
+            tables = load_fragment_tables(h5, path=path, spec=self.spec, staging_uid=self.header.uid)
         finally:
             h5.close()
         if self.deep and tables is not None and copy is not None:
@@ -186,11 +189,6 @@ class StagingSnapshot(CanvasSource):
     def _build_grid(self) -> dict[tuple[int, int], numpy.ndarray]:
         cells: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
         p = self.patches
-        # Each patch's (x0, y0, x1, y1), as plain arrays: the queries below
-        # select from them (a row of the patch table is ~30 fields).
-        self._extents = numpy.stack(
-            [p['x'], p['y'], p['x'] + p['width'], p['y'] + p['height']]
-        ).astype(numpy.int64) if len(p) else numpy.zeros((4, 0), numpy.int64)
         cx0 = p['x'] // GRID_CELL
         cy0 = p['y'] // GRID_CELL
         cx1 = (p['x'] + p['width'] - 1) // GRID_CELL

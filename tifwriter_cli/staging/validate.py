@@ -33,6 +33,7 @@ from ..errors import CorruptFragmentError, one_line
 from ..markers import FRAGMENT_FORMAT_NAME
 from ..spec import CanvasSpec
 from .canvasfile import check_format_version
+from .fragment import INDEX_DTYPE
 from .fragment_tables import ATTRIBUTES, FragmentTables, read_hdf5_tables
 from .h5io import attribute_text, read_attribute
 from .integrity import check_tables_checksum, corrupt, crc32
@@ -108,8 +109,6 @@ def check_fragment_indexes(items: Sequence[tuple[tuple[str, ...] | None, numpy.n
     sizes = [len(index) for _, index, _, _ in items]
     if not sum(sizes):
         return
-    from .fragment import INDEX_DTYPE
-
     rows = numpy.empty(sum(sizes), INDEX_DTYPE)
     n_sources = numpy.empty(len(rows), numpy.int64)
     owner = numpy.repeat(numpy.arange(len(items)), sizes)
@@ -200,13 +199,11 @@ def check_patch_dataset(
         raise corrupt(path, f'patch {number} holds {numpy.dtype(dtype)} values, the canvas is {spec.dtype}')
 
 
-def load_fragment_tables(
-    h5: Any, *, path: Path, spec: CanvasSpec, staging_uid: str, check_rows: bool = True
-) -> FragmentTables | None:
-    """The checked tables of an open fragment, read through HDF5; None for a
-    foreign fragment (logged as a warning naming it). Raises for a damaged one.
-    ``check_rows=False``: the index rows are left to the caller
-    (:func:`check_fragment_indexes`, once for all fragments)."""
+def load_fragment_tables(h5: Any, *, path: Path, spec: CanvasSpec, staging_uid: str) -> FragmentTables | None:
+    """The tables of an open fragment, read through HDF5 and checked against
+    their checksum; None for a foreign fragment (logged as a warning naming
+    it). Raises for a damaged one. The index rows are the caller's to check,
+    with every other fragment's (:func:`check_fragment_indexes`)."""
     from ..errors import TifwriterError
 
     try:
@@ -214,7 +211,7 @@ def load_fragment_tables(
         if not _accepted(attributes, path=path, staging_uid=staging_uid):
             return None
         tables = read_hdf5_tables(h5, dtype=spec.numpy_dtype, channels=spec.channels, attributes=attributes)
-        _check_tables(tables, path=path, spec=spec, check_rows=check_rows)
+        check_tables_checksum(tables.stored_index, tables.sources, tables.tables_crc32, path)
     except TifwriterError:
         raise
     except KeyError as exc:
@@ -224,9 +221,7 @@ def load_fragment_tables(
     return tables
 
 
-def accept_table_copy(
-    copy: FragmentTables, *, fd: int, path: Path, spec: CanvasSpec, staging_uid: str, check_rows: bool = True
-) -> FragmentTables | None:
+def accept_table_copy(copy: FragmentTables, *, fd: int, path: Path, staging_uid: str) -> FragmentTables | None:
     """The tables of a fragment's table copy (:mod:`.fragment_tables`), checked
     as :func:`load_fragment_tables` checks HDF5's, plus the bytes of HDF5's
     own index against the CRC-32 the copy holds of them (read from ``fd``)."""
@@ -236,7 +231,7 @@ def accept_table_copy(
         start, size, expected = copy.index_extent
         if crc32(os.pread(fd, size, start)) != expected:
             raise corrupt(path, 'its index does not match its checksum')
-    _check_tables(copy, path=path, spec=spec, check_rows=check_rows)
+    check_tables_checksum(copy.stored_index, copy.sources, copy.tables_crc32, path)
     return copy
 
 
@@ -246,9 +241,3 @@ def _accepted(attributes: dict[str, Any], *, path: Path, staging_uid: str) -> bo
         logging.getLogger(__name__).warning('fragment %s is skipped: %s', path, reason)
         return False
     return True
-
-
-def _check_tables(tables: FragmentTables, *, path: Path, spec: CanvasSpec, check_rows: bool) -> None:
-    check_tables_checksum(tables.stored_index, tables.sources, tables.tables_crc32, path)
-    if check_rows:
-        check_fragment_index(tables.stored_fields, tables.index, len(tables.sources), None, spec=spec, path=path)

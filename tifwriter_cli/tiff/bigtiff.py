@@ -149,12 +149,8 @@ class BigTiffWriter:
             self.bytes_stored += len(data)
             self._stored[key] = stored
         index = row * plan.tiles_across + col
-        if count == 1:
-            self._offsets[level][index] = stored[0]
-            self._counts[level][index] = stored[1]
-        else:
-            self._offsets[level][index : index + count] = stored[0]
-            self._counts[level][index : index + count] = stored[1]
+        self._offsets[level][index : index + count] = stored[0]
+        self._counts[level][index : index + count] = stored[1]
         self.tiles_written += count
 
     def set_sample_range(self, minimums: Sequence[float], maximums: Sequence[float]) -> None:
