@@ -42,13 +42,13 @@ import dataclasses
 import json
 import os
 import struct
-import zlib
 from typing import Any
 
 import numpy
 
 from .fragment import INDEX_DTYPE, SourceRecord, chunk_locations, normalised_index, read_dataset, read_sources
 from .h5io import attribute_text, read_attribute
+from .integrity import crc32
 from .weighting import WEIGHTING_DTYPE
 
 __all__ = ['COPY_VERSION', 'DAMAGED_COPY', 'FragmentTables', 'encode_table_copy', 'read_hdf5_tables', 'read_table_copy']
@@ -146,7 +146,7 @@ def read_hdf5_tables(
     dataset_id = h5py.h5d.open(h5.id, b'index')
     start, size = dataset_id.get_offset(), dataset_id.get_storage_size()
     if start is not None and size == stored.nbytes and size:
-        extent = (int(start), int(size), zlib.crc32(numpy.ascontiguousarray(stored).tobytes()) & 0xFFFFFFFF)
+        extent = (int(start), int(size), crc32(numpy.ascontiguousarray(stored)))
     return FragmentTables(
         attributes=attributes,
         withdraws=withdraws,
@@ -209,7 +209,7 @@ def encode_table_copy(tables: FragmentTables, *, hdf5_size: int) -> bytes:
     if tables.weighting is not None:
         parts.append(numpy.ascontiguousarray(tables.weighting, dtype=WEIGHTING_DTYPE).tobytes())
     payload = b''.join(parts)
-    return payload + _FOOTER.pack(len(payload), zlib.crc32(payload) & 0xFFFFFFFF, COPY_VERSION, MAGIC)
+    return payload + _FOOTER.pack(len(payload), crc32(payload), COPY_VERSION, MAGIC)
 
 
 #: What :func:`read_table_copy` returns for a copy that is there but cannot
@@ -235,7 +235,7 @@ def read_table_copy(fd: int) -> FragmentTables | str | None:
         if length > min(_MAX_PAYLOAD, size - _FOOTER.size):
             return DAMAGED_COPY
         payload = os.pread(fd, length, size - _FOOTER.size - length)
-        if len(payload) != length or zlib.crc32(payload) & 0xFFFFFFFF != crc:
+        if len(payload) != length or crc32(payload) != crc:
             return DAMAGED_COPY
         return _decode(payload, hdf5_size=size - _FOOTER.size - length)
     except (OSError, ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError):
